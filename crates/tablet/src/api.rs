@@ -1,0 +1,203 @@
+//! The tablet agent's HTTP API: request and response bodies, and the client
+//! that ctld, gates and `local up` use to call it. The agent is control plane
+//! only; queries never pass through it.
+//!
+//! | method, path          | body                 | answer            |
+//! |-----------------------|----------------------|-------------------|
+//! | GET  /health          | —                    | `TabletHealth`    |
+//! | POST /set-read-only   | `SetReadOnly`        | `TabletHealth`    |
+//! | POST /replicate-from  | `ReplicateFrom`      | `TabletHealth`    |
+//! | POST /promote         | `Promote`            | `TabletHealth`    |
+//! | POST /change-type     | `ChangeType`         | `TabletHealth`    |
+//! | POST /execute         | `ExecuteRequest`     | `ExecuteResult`   |
+//! | GET  /schema          | —                    | `SchemaDefinition`|
+//!
+//! Errors come back as HTTP 4xx/5xx with an `ApiError` body.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tessera_topo::{TabletAlias, TabletType};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReplicationStatus {
+    pub source_host: String,
+    pub source_port: u16,
+    pub io_running: bool,
+    pub sql_running: bool,
+    /// `Seconds_Behind_Master`; None when unknown (threads stopped).
+    pub lag_seconds: Option<u64>,
+    pub last_io_error: String,
+    pub last_sql_error: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TabletHealth {
+    pub alias: TabletAlias,
+    pub keyspace: String,
+    pub shard: String,
+    pub tablet_type: TabletType,
+    /// mysqld answers queries and the tablet may be routed to.
+    pub serving: bool,
+    pub mysqld_running: bool,
+    pub read_only: bool,
+    /// Present when the tablet is configured as a replica.
+    pub replication: Option<ReplicationStatus>,
+    pub gtid_binlog_pos: String,
+    pub gtid_slave_pos: String,
+    pub gtid_current_pos: String,
+    /// Human-readable reason when not serving.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetReadOnly {
+    pub read_only: bool,
+}
+
+/// Become a replica of the given mysqld (`MASTER_USE_GTID=slave_pos`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReplicateFrom {
+    pub primary_alias: TabletAlias,
+    pub host: String,
+    pub port: u16,
+    /// The tablet type to take while replicating (replica or rdonly); when
+    /// None the tablet keeps its type, or becomes a replica if it was primary.
+    pub tablet_type: Option<TabletType>,
+}
+
+/// Become the primary: stop replication, forget the source, read-write.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Promote {
+    /// The shard's new primary term, recorded in the tablet's record.
+    pub primary_term: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChangeType {
+    pub tablet_type: TabletType,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecuteRequest {
+    pub sql: String,
+    /// Database to run in; None uses the tablet's keyspace database.
+    pub db: Option<String>,
+    /// Run with `sql_log_bin=0` (not replicated).
+    #[serde(default)]
+    pub skip_binlog: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExecuteResult {
+    pub columns: Vec<String>,
+    /// Every value as text; NULL as None.
+    pub rows: Vec<Vec<Option<String>>>,
+    pub rows_affected: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TableDefinition {
+    pub name: String,
+    /// `BASE TABLE` or `VIEW`.
+    pub table_type: String,
+    pub create_statement: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SchemaDefinition {
+    pub database: String,
+    pub tables: Vec<TableDefinition>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+}
+
+/// Client of one agent, by its `host:port`.
+#[derive(Clone)]
+pub struct AgentClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl AgentClient {
+    pub fn new(agent_addr: &str) -> Self {
+        Self::with_timeout(agent_addr, Duration::from_secs(30))
+    }
+
+    pub fn with_timeout(agent_addr: &str, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .expect("reqwest client builds");
+        Self {
+            base: format!("http://{agent_addr}"),
+            http,
+        }
+    }
+
+    async fn answer<T: serde::de::DeserializeOwned>(
+        resp: reqwest::Response,
+    ) -> anyhow::Result<T> {
+        let status = resp.status();
+        if status.is_success() {
+            Ok(resp.json().await?)
+        } else {
+            let text = resp.text().await.unwrap_or_default();
+            let msg = serde_json::from_str::<ApiError>(&text)
+                .map(|e| e.error)
+                .unwrap_or(text);
+            anyhow::bail!("{msg}")
+        }
+    }
+
+    async fn post<B: Serialize, T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await?;
+        Self::answer(resp).await
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let resp = self.http.get(format!("{}{path}", self.base)).send().await?;
+        Self::answer(resp).await
+    }
+
+    pub async fn health(&self) -> anyhow::Result<TabletHealth> {
+        self.get("/health").await
+    }
+
+    pub async fn set_read_only(&self, read_only: bool) -> anyhow::Result<TabletHealth> {
+        self.post("/set-read-only", &SetReadOnly { read_only }).await
+    }
+
+    pub async fn replicate_from(&self, req: &ReplicateFrom) -> anyhow::Result<TabletHealth> {
+        self.post("/replicate-from", req).await
+    }
+
+    pub async fn promote(&self, primary_term: u64) -> anyhow::Result<TabletHealth> {
+        self.post("/promote", &Promote { primary_term }).await
+    }
+
+    pub async fn change_type(&self, tablet_type: TabletType) -> anyhow::Result<TabletHealth> {
+        self.post("/change-type", &ChangeType { tablet_type }).await
+    }
+
+    pub async fn execute(&self, req: &ExecuteRequest) -> anyhow::Result<ExecuteResult> {
+        self.post("/execute", req).await
+    }
+
+    pub async fn schema(&self) -> anyhow::Result<SchemaDefinition> {
+        self.get("/schema").await
+    }
+}
