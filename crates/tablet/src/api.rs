@@ -139,9 +139,7 @@ impl AgentClient {
         }
     }
 
-    async fn answer<T: serde::de::DeserializeOwned>(
-        resp: reqwest::Response,
-    ) -> anyhow::Result<T> {
+    async fn answer<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> anyhow::Result<T> {
         let status = resp.status();
         if status.is_success() {
             Ok(resp.json().await?)
@@ -178,7 +176,8 @@ impl AgentClient {
     }
 
     pub async fn set_read_only(&self, read_only: bool) -> anyhow::Result<TabletHealth> {
-        self.post("/set-read-only", &SetReadOnly { read_only }).await
+        self.post("/set-read-only", &SetReadOnly { read_only })
+            .await
     }
 
     pub async fn replicate_from(&self, req: &ReplicateFrom) -> anyhow::Result<TabletHealth> {

@@ -3,3 +3,6 @@
 //! only: queries go from the gate straight to mysqld.
 
 pub mod api;
+pub mod mysqld;
+
+pub use mysqld::{Credentials, Mysqld, MysqldConfig};
