@@ -19,7 +19,9 @@ use crate::{
 };
 
 /// How many times a read-modify-write retries a lost compare-and-swap.
-const UPDATE_RETRIES: usize = 20;
+const UPDATE_RETRIES: u32 = 40;
+/// Upper bound of the random pause between retries.
+const MAX_RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 #[derive(Clone)]
 pub struct Topo {
@@ -65,6 +67,17 @@ fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> TopoResult<T> {
     })
 }
 
+/// Waits a random, growing while before retrying a lost compare-and-swap, so
+/// writers racing on one record spread out instead of colliding again.
+async fn retry_pause(attempt: u32) {
+    use std::hash::BuildHasher;
+    let cap = Duration::from_millis(1u64 << attempt.min(7)).min(MAX_RETRY_PAUSE);
+    // RandomState is seeded randomly per call: good enough for jitter.
+    let random = std::collections::hash_map::RandomState::new().hash_one(attempt);
+    let pause = cap.mul_f64((random % 1000) as f64 / 1000.0);
+    tokio::time::sleep(pause).await;
+}
+
 impl Topo {
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self { store }
@@ -103,7 +116,7 @@ impl Topo {
         T: Serialize + DeserializeOwned,
         F: FnMut(&mut T) -> TopoResult<()>,
     {
-        for _ in 0..UPDATE_RETRIES {
+        for attempt in 0..UPDATE_RETRIES {
             let (mut record, version) = self.must_get::<T>(key).await?;
             change(&mut record)?;
             match self
@@ -112,7 +125,7 @@ impl Topo {
                 .await
             {
                 Ok(_) => return Ok(record),
-                Err(TopoError::BadVersion { .. }) => continue,
+                Err(TopoError::BadVersion { .. }) => retry_pause(attempt).await,
                 Err(e) => return Err(e),
             }
         }

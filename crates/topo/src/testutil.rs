@@ -1,0 +1,162 @@
+//! A throwaway etcd for tests (of this and other crates): a real `etcd`
+//! process on free loopback ports with its data in a temporary directory,
+//! killed when dropped.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// How long etcd may take to answer on a loaded machine.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Starts retried when etcd dies at once, which happens when another process
+/// grabbed one of the ports we picked before etcd bound it.
+const START_ATTEMPTS: usize = 3;
+
+pub struct EtcdServer {
+    child: Option<Child>,
+    endpoint: String,
+    dir: tempfile::TempDir,
+}
+
+impl EtcdServer {
+    /// Starts etcd and waits until it reports itself healthy. Fails with a
+    /// clear message when the `etcd` binary is not on PATH.
+    pub fn start() -> anyhow::Result<EtcdServer> {
+        let binary = find_on_path("etcd").context(
+            "the `etcd` binary is not on PATH; install etcd (Debian: `apt-get install etcd-server`) to run tests that need it",
+        )?;
+        let mut last_error = None;
+        for _ in 0..START_ATTEMPTS {
+            match Self::start_once(&binary) {
+                Ok(server) => return Ok(server),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.expect("at least one attempt"))
+    }
+
+    /// `start` for async callers, off the runtime's threads.
+    pub async fn start_async() -> anyhow::Result<EtcdServer> {
+        tokio::task::spawn_blocking(Self::start)
+            .await
+            .context("etcd start task failed")?
+    }
+
+    fn start_once(binary: &Path) -> anyhow::Result<EtcdServer> {
+        let dir = tempfile::Builder::new()
+            .prefix("tessera-etcd-")
+            .tempdir()
+            .context("cannot create a directory for etcd")?;
+        let client_port = free_port()?;
+        let peer_port = free_port()?;
+        let client_url = format!("http://127.0.0.1:{client_port}");
+        let peer_url = format!("http://127.0.0.1:{peer_port}");
+        let log_path = dir.path().join("etcd.log");
+        let log = std::fs::File::create(&log_path).context("cannot create etcd's log")?;
+        let child = Command::new(binary)
+            .arg("--name=tessera-test")
+            .arg(format!("--data-dir={}", dir.path().join("data").display()))
+            .arg(format!("--listen-client-urls={client_url}"))
+            .arg(format!("--advertise-client-urls={client_url}"))
+            .arg(format!("--listen-peer-urls={peer_url}"))
+            .arg(format!("--initial-advertise-peer-urls={peer_url}"))
+            .arg(format!("--initial-cluster=tessera-test={peer_url}"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().context("cannot share etcd's log")?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let mut server = EtcdServer {
+            child: Some(child),
+            endpoint: client_url,
+            dir,
+        };
+        let started = Instant::now();
+        loop {
+            if let Some(status) = server.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                server.child = None;
+                bail!(
+                    "etcd exited during startup ({status}); its log ends with:\n{}",
+                    log_tail(&log_path)
+                );
+            }
+            if is_healthy(client_port) {
+                return Ok(server);
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                bail!(
+                    "etcd did not become healthy within {}s; its log ends with:\n{}",
+                    READY_TIMEOUT.as_secs(),
+                    log_tail(&log_path)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The client URL, such as `http://127.0.0.1:34567`.
+    pub fn endpoint(&self) -> String {
+        self.endpoint.clone()
+    }
+
+    /// The `--topo` spec that reaches this etcd under `root`.
+    pub fn topo_spec(&self, root: &str) -> String {
+        format!("etcd:{}?root={root}", self.endpoint)
+    }
+
+    /// Where etcd keeps its data and log.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Kills etcd now, as an outage would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for EtcdServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn find_on_path(name: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// etcd answers `GET /health` on its client port once it serves requests.
+fn is_healthy(port: u16) -> bool {
+    let check = || -> std::io::Result<String> {
+        let mut conn =
+            TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2))?;
+        conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+        conn.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer)?;
+        Ok(answer)
+    };
+    matches!(check(), Ok(answer) if answer.contains("\"health\":\"true\""))
+}
+
+fn log_tail(path: &Path) -> String {
+    let log = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
