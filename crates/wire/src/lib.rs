@@ -1,1 +1,18 @@
-//! placeholder
+//! MySQL/MariaDB wire protocol for Tessera: framing, generic packets, the backend (client)
+//! side, the zero-decode response relay, prepared statements and the server-side handshake.
+
+pub mod auth;
+pub mod backend;
+pub mod packet;
+pub mod protocol;
+pub mod relay;
+
+pub use backend::{BackendConfig, BackendConn, BackendError, QueryResult};
+pub use packet::{ClientStream, Frame, MAX_FRAME, PacketConn};
+pub use protocol::{
+    ColumnSpec, ErrInfo, OkInfo, eof_or_ok_end, err_packet, ok_packet, parse_err, parse_ok,
+    write_text_resultset,
+};
+pub use relay::{RelayError, ResponseSummary, relay_field_list, relay_response};
+
+pub use mysql_common::constants::{CapabilityFlags, ColumnType, StatusFlags};

@@ -1,0 +1,250 @@
+//! The hot path: copies one whole backend response to the client frame by frame, without
+//! decoding rows, while tracking just enough protocol state to know where it ends.
+
+use std::io;
+
+use mysql_common::constants::{CapabilityFlags, StatusFlags};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::backend::BackendConn;
+use crate::packet::{MAX_FRAME, PacketConn};
+use crate::protocol::{ErrInfo, OkInfo, is_result_end, parse_err, parse_ok, parse_result_end};
+
+/// The client's buffer is written out once it holds this much; frames at least this big
+/// bypass the buffer. Memory stays bounded whatever the result size.
+pub const FLUSH_THRESHOLD: usize = 64 * 1024;
+
+/// What a relayed response contained.
+#[derive(Debug, Clone, Default)]
+pub struct ResponseSummary {
+    /// The final OK, or end-of-result packet, of the response.
+    pub ok: Option<OkInfo>,
+    pub error: Option<ErrInfo>,
+    /// Status flags of the final packet (the backend's transaction state).
+    pub status: StatusFlags,
+    pub result_sets: u32,
+    pub rows: u64,
+}
+
+/// Why a relay stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// The backend connection failed; it must be discarded.
+    #[error("backend connection failed: {0}")]
+    Backend(io::Error),
+    /// Writing to the client failed; the backend response was fully read, so the backend
+    /// connection is still usable.
+    #[error("client connection failed: {0}")]
+    Client(io::Error),
+    /// The backend said something we do not relay (e.g. LOCAL INFILE) or that makes no
+    /// sense; the response was drained where possible.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// First packet of a response, or of the next result after MORE_RESULTS_EXISTS.
+    ResponseStart,
+    ColumnDefs(u64),
+    ColumnsEof,
+    Rows,
+    /// COM_FIELD_LIST: column definitions until an end packet.
+    FieldList,
+}
+
+/// Client writes, remembering the first failure instead of stopping the relay.
+struct ClientSink<'c, C> {
+    client: &'c mut PacketConn<C>,
+    error: Option<io::Error>,
+}
+
+impl<C: AsyncRead + AsyncWrite + Unpin + Send> ClientSink<'_, C> {
+    async fn copy(&mut self, raw: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        let result = if raw.len() >= FLUSH_THRESHOLD {
+            self.client.write_through(raw).await
+        } else {
+            self.client.write_raw(raw);
+            if self.client.write_buffer_len() >= FLUSH_THRESHOLD {
+                self.client.flush().await
+            } else {
+                Ok(())
+            }
+        };
+        if let Err(err) = result {
+            self.client.clear_write_buffer();
+            self.error = Some(err);
+        }
+    }
+
+    async fn finish(mut self) -> Result<(), RelayError> {
+        if self.error.is_none()
+            && let Err(err) = self.client.flush().await
+        {
+            self.client.clear_write_buffer();
+            self.error = Some(err);
+        }
+        match self.error {
+            Some(err) => Err(RelayError::Client(err)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Reads one whole response to a command from `backend` and copies every frame unchanged to
+/// `client`: OK, ERR, or result sets (text, or binary when `binary`) for as long as
+/// SERVER_MORE_RESULTS_EXISTS is set. A LOCAL INFILE request is refused on the backend and
+/// reported as a protocol error (nothing of it reaches the client). If the client fails, the
+/// backend response is still drained and `Client` returned afterwards.
+pub async fn relay_response<C: AsyncWrite + AsyncRead + Unpin + Send>(
+    backend: &mut BackendConn,
+    client: &mut PacketConn<C>,
+    binary: bool,
+) -> Result<ResponseSummary, RelayError> {
+    // Binary rows start with 0x00 and text rows with a length; the end-of-rows rules are the
+    // same for both, so `binary` only documents the caller's intent.
+    let _ = binary;
+    relay(backend, client, Expect::ResponseStart).await
+}
+
+/// Relays a COM_FIELD_LIST response: column definitions until EOF (or ERR).
+pub async fn relay_field_list<C: AsyncWrite + AsyncRead + Unpin + Send>(
+    backend: &mut BackendConn,
+    client: &mut PacketConn<C>,
+) -> Result<ResponseSummary, RelayError> {
+    relay(backend, client, Expect::FieldList).await
+}
+
+async fn relay<C: AsyncWrite + AsyncRead + Unpin + Send>(
+    backend: &mut BackendConn,
+    client: &mut PacketConn<C>,
+    mut expect: Expect,
+) -> Result<ResponseSummary, RelayError> {
+    let caps = backend.capabilities;
+    let mut summary = ResponseSummary::default();
+    let mut sink = ClientSink {
+        client,
+        error: None,
+    };
+    // True while the frames being read continue a packet of MAX_FRAME-sized frames.
+    let mut continuing = false;
+    let mut local_infile_seq = None;
+    loop {
+        let frame = match backend.conn.read_frame().await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => {
+                return Err(RelayError::Backend(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "backend closed the connection in the middle of a response",
+                )));
+            }
+            Err(err) => return Err(RelayError::Backend(err)),
+        };
+        let payload = frame.payload;
+        let starts_packet = !continuing;
+        continuing = payload.len() == MAX_FRAME;
+        if !starts_packet {
+            sink.copy(frame.raw).await;
+            continue;
+        }
+        let mut done = false;
+        match expect {
+            Expect::ResponseStart => match payload.first() {
+                Some(0x00) => {
+                    let ok = parse_ok(payload, caps)
+                        .ok_or_else(|| RelayError::Protocol("malformed OK packet".into()))?;
+                    summary.status = ok.status;
+                    summary.ok = Some(ok);
+                    done = !ok.status.contains(StatusFlags::SERVER_MORE_RESULTS_EXISTS);
+                }
+                Some(0xFF) => {
+                    summary.error = parse_err(payload);
+                    done = true;
+                }
+                Some(0xFB) => {
+                    local_infile_seq = Some(frame.seq);
+                }
+                _ => {
+                    let mut buf = payload;
+                    let count = crate::protocol::read_lenenc_int(&mut buf)
+                        .filter(|&n| n > 0 && buf.is_empty())
+                        .ok_or_else(|| {
+                            RelayError::Protocol("malformed result-set column count".into())
+                        })?;
+                    expect = Expect::ColumnDefs(count);
+                }
+            },
+            Expect::ColumnDefs(left) => {
+                expect = if left > 1 {
+                    Expect::ColumnDefs(left - 1)
+                } else if caps.contains(CapabilityFlags::CLIENT_DEPRECATE_EOF) {
+                    Expect::Rows
+                } else {
+                    Expect::ColumnsEof
+                };
+            }
+            Expect::ColumnsEof => {
+                if payload.first() == Some(&0xFF) {
+                    summary.error = parse_err(payload);
+                    done = true;
+                } else {
+                    expect = Expect::Rows;
+                }
+            }
+            Expect::Rows => {
+                if is_result_end(payload, payload.len(), caps) {
+                    let end = parse_result_end(payload, caps).ok_or_else(|| {
+                        RelayError::Protocol("malformed end of result set".into())
+                    })?;
+                    summary.status = end.status;
+                    summary.ok = Some(end);
+                    summary.result_sets += 1;
+                    done = !end.status.contains(StatusFlags::SERVER_MORE_RESULTS_EXISTS);
+                    expect = Expect::ResponseStart;
+                } else if payload.first() == Some(&0xFF) && payload.len() < MAX_FRAME {
+                    summary.error = parse_err(payload);
+                    done = true;
+                } else {
+                    summary.rows += 1;
+                }
+            }
+            Expect::FieldList => {
+                if payload.first() == Some(&0xFF) {
+                    summary.error = parse_err(payload);
+                    done = true;
+                } else if is_result_end(payload, payload.len(), caps) {
+                    let end = parse_result_end(payload, caps).ok_or_else(|| {
+                        RelayError::Protocol("malformed end of field list".into())
+                    })?;
+                    summary.status = end.status;
+                    summary.ok = Some(end);
+                    done = true;
+                }
+            }
+        }
+        if let Some(seq) = local_infile_seq {
+            let _ = frame;
+            backend
+                .refuse_local_infile(seq)
+                .await
+                .map_err(|err| match err {
+                    crate::backend::BackendError::Io(io) => RelayError::Backend(io),
+                    other => RelayError::Protocol(other.to_string()),
+                })?;
+            sink.finish().await?;
+            return Err(RelayError::Protocol(
+                "LOAD DATA LOCAL INFILE is not supported".into(),
+            ));
+        }
+        sink.copy(frame.raw).await;
+        if done {
+            break;
+        }
+    }
+    backend.status = summary.status;
+    sink.finish().await?;
+    Ok(summary)
+}
