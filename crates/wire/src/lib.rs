@@ -4,11 +4,15 @@
 pub mod auth;
 pub mod backend;
 pub mod packet;
+pub mod prepared;
 pub mod protocol;
 pub mod relay;
 
 pub use backend::{BackendConfig, BackendConn, BackendError, QueryResult};
 pub use packet::{ClientStream, Frame, MAX_FRAME, PacketConn};
+pub use prepared::{
+    ExecuteHeader, PrepareOk, parse_execute, prepare_on_backend, rewrite_execute, write_prepare_ok,
+};
 pub use protocol::{
     ColumnSpec, ErrInfo, OkInfo, eof_or_ok_end, err_packet, ok_packet, parse_err, parse_ok,
     write_text_resultset,

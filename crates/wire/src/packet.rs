@@ -110,6 +110,11 @@ impl<S> PacketConn<S> {
         }
     }
 
+    #[cfg(test)]
+    pub(crate) fn take_write_buffer_for_test(&mut self) -> BytesMut {
+        self.write_buf.split()
+    }
+
     /// Drops whatever was written into the buffer but not flushed.
     pub fn clear_write_buffer(&mut self) {
         self.write_buf.clear();

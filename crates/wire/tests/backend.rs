@@ -364,3 +364,115 @@ async fn column_count_parsing_sanity() {
     let mut buf: &[u8] = &[0xFC, 0x01];
     assert_eq!(read_lenenc_int(&mut buf), None);
 }
+
+/// Decodes the binary rows of a relayed single-column VARCHAR result.
+fn binary_string_rows(relayed: &[Vec<u8>], classic_eof: bool) -> Vec<Option<String>> {
+    let first_row = 2 + usize::from(classic_eof);
+    let mut out = Vec::new();
+    for row in &relayed[first_row..relayed.len() - 1] {
+        assert_eq!(row[0], 0x00, "binary row header");
+        // One column: the NULL bitmap is one byte with an offset of 2 bits.
+        if row[1] & 0b100 != 0 {
+            out.push(None);
+            continue;
+        }
+        let mut rest = &row[2..];
+        let value = tessera_wire::protocol::read_lenenc_str(&mut rest).unwrap();
+        out.push(Some(String::from_utf8(value.to_vec()).unwrap()));
+    }
+    out
+}
+
+#[tokio::test]
+async fn prepare_and_rewritten_execute_return_rows() {
+    let db = MariaDb::shared();
+    for flags in [modern_flags(), classic_flags()] {
+        let mut backend = db.connect(flags).await;
+        backend
+            .query(
+                "CREATE TABLE IF NOT EXISTS ps (id BIGINT PRIMARY KEY, name VARCHAR(20)); \
+                 REPLACE INTO ps VALUES (1, 'one'), (2, 'two'), (3, NULL), (4, 'four')",
+            )
+            .await
+            .unwrap();
+        let prepared = tessera_wire::prepare_on_backend(
+            &mut backend,
+            "SELECT name FROM ps WHERE id >= ? AND id <= ? ORDER BY id",
+        )
+        .await
+        .unwrap();
+        assert_eq!((prepared.num_params, prepared.num_columns), (2, 1));
+        assert_eq!(prepared.param_defs.len(), 2);
+        let column = tessera_wire::ColumnSpec::parse(&prepared.column_defs[0]).unwrap();
+        assert_eq!(column.name, "name");
+
+        // What a client sends for its own statement id 77: both params LONGLONG.
+        let types = [8u8, 0, 8, 0];
+        let mut client_payload = Vec::new();
+        client_payload.extend_from_slice(&77u32.to_le_bytes());
+        client_payload.push(0x01); // asks for a read-only cursor; must be dropped
+        client_payload.extend_from_slice(&1u32.to_le_bytes());
+        client_payload.push(0); // NULL bitmap
+        client_payload.push(1);
+        client_payload.extend_from_slice(&types);
+        client_payload.extend_from_slice(&2i64.to_le_bytes());
+        client_payload.extend_from_slice(&4i64.to_le_bytes());
+        let header = tessera_wire::parse_execute(&client_payload, 2).unwrap();
+        assert_eq!(header.stmt_id, 77);
+        let mut out = Vec::new();
+        tessera_wire::rewrite_execute(&mut out, prepared.statement_id, &header, &types, 2);
+        backend.write_command(command::COM_STMT_EXECUTE, &out);
+        backend.flush().await.unwrap();
+        let (mut client, reader) = client_pipe();
+        let summary = relay_response(&mut backend, &mut client, true)
+            .await
+            .unwrap();
+        drop(client);
+        assert!(summary.error.is_none(), "{:?}", summary.error);
+        assert_eq!(summary.rows, 3);
+        assert!(
+            !summary
+                .status
+                .contains(StatusFlags::SERVER_STATUS_CURSOR_EXISTS)
+        );
+        let classic = !flags.contains(CapabilityFlags::CLIENT_DEPRECATE_EOF);
+        let relayed = packets(&reader.await.unwrap());
+        assert_eq!(
+            binary_string_rows(&relayed, classic),
+            vec![Some("two".to_string()), None, Some("four".to_string())]
+        );
+
+        // A second execution where the client did not resend types: the gate supplies them.
+        let mut again = Vec::new();
+        again.extend_from_slice(&77u32.to_le_bytes());
+        again.push(0);
+        again.extend_from_slice(&1u32.to_le_bytes());
+        again.push(0);
+        again.push(0);
+        again.extend_from_slice(&1i64.to_le_bytes());
+        again.extend_from_slice(&1i64.to_le_bytes());
+        let header = tessera_wire::parse_execute(&again, 2).unwrap();
+        tessera_wire::rewrite_execute(&mut out, prepared.statement_id, &header, &types, 2);
+        backend.write_command(command::COM_STMT_EXECUTE, &out);
+        backend.flush().await.unwrap();
+        let (mut client, reader) = client_pipe();
+        let summary = relay_response(&mut backend, &mut client, true)
+            .await
+            .unwrap();
+        drop(client);
+        assert_eq!(summary.rows, 1);
+        let relayed = packets(&reader.await.unwrap());
+        assert_eq!(
+            binary_string_rows(&relayed, classic),
+            vec![Some("one".to_string())]
+        );
+
+        let err = tessera_wire::prepare_on_backend(&mut backend, "SELECT FROM WHERE")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, BackendError::Server(ref e) if e.code == 1064),
+            "{err}"
+        );
+    }
+}
