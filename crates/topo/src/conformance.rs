@@ -12,8 +12,7 @@ use futures::StreamExt;
 
 use crate::{
     CellInfo, DurabilityPolicy, Expect, KeyRange, Keyspace, Shard, ShardReference, SrvKeyspace,
-    SrvPartition, Store, Tablet, TabletAlias, TabletType, Topo, TopoError, WatchEvent,
-    WatchStream,
+    SrvPartition, Store, Tablet, TabletAlias, TabletType, Topo, TopoError, WatchEvent, WatchStream,
 };
 
 /// How long a watch event may take to arrive on a loaded machine.
@@ -53,7 +52,11 @@ fn run_id() -> String {
 /// Create, compare-and-swap and delete, with every failure mode.
 pub async fn check_create_and_versions(store: &Arc<dyn Store>, run: &str) {
     let key = format!("/conformance/{run}/cas/node");
-    assert_eq!(store.get(&key).await.unwrap(), None, "fresh key must be absent");
+    assert_eq!(
+        store.get(&key).await.unwrap(),
+        None,
+        "fresh key must be absent"
+    );
 
     let v1 = store.put(&key, b"one", Expect::Absent).await.unwrap();
     assert!(v1 > 0, "versions are never 0");
@@ -86,22 +89,38 @@ pub async fn check_create_and_versions(store: &Arc<dyn Store>, run: &str) {
 
     let missing = format!("/conformance/{run}/cas/missing");
     assert!(
-        matches!(store.put(&missing, b"x", Expect::Version(v3)).await, Err(TopoError::NotFound(_))),
+        matches!(
+            store.put(&missing, b"x", Expect::Version(v3)).await,
+            Err(TopoError::NotFound(_))
+        ),
         "CAS on a missing node must fail with NotFound"
     );
     assert!(
-        matches!(store.put(&missing, b"x", Expect::Version(0)).await, Err(TopoError::NotFound(_))),
+        matches!(
+            store.put(&missing, b"x", Expect::Version(0)).await,
+            Err(TopoError::NotFound(_))
+        ),
         "version 0 never matches: a missing node is NotFound"
     );
     assert!(
-        matches!(store.delete(&missing, Expect::Any).await, Err(TopoError::NotFound(_))),
+        matches!(
+            store.delete(&missing, Expect::Any).await,
+            Err(TopoError::NotFound(_))
+        ),
         "deleting a missing node must fail with NotFound"
     );
     assert!(
-        matches!(store.delete(&missing, Expect::Version(1)).await, Err(TopoError::NotFound(_))),
+        matches!(
+            store.delete(&missing, Expect::Version(1)).await,
+            Err(TopoError::NotFound(_))
+        ),
         "conditional delete of a missing node must fail with NotFound"
     );
-    assert_eq!(store.get(&missing).await.unwrap(), None, "failed writes leave nothing");
+    assert_eq!(
+        store.get(&missing).await.unwrap(),
+        None,
+        "failed writes leave nothing"
+    );
 
     assert!(
         matches!(
@@ -111,14 +130,20 @@ pub async fn check_create_and_versions(store: &Arc<dyn Store>, run: &str) {
         "delete with a stale version must fail with BadVersion"
     );
     assert!(
-        matches!(store.delete(&key, Expect::Absent).await, Err(TopoError::AlreadyExists(_))),
+        matches!(
+            store.delete(&key, Expect::Absent).await,
+            Err(TopoError::AlreadyExists(_))
+        ),
         "delete expecting absence of an existing node must fail with AlreadyExists"
     );
     store.delete(&key, Expect::Version(v3)).await.unwrap();
     assert_eq!(store.get(&key).await.unwrap(), None, "deleted node is gone");
 
     let v4 = store.put(&key, b"reborn", Expect::Absent).await.unwrap();
-    assert!(v4 > v3, "a recreated node never reuses a version: {v4} after {v3}");
+    assert!(
+        v4 > v3,
+        "a recreated node never reuses a version: {v4} after {v3}"
+    );
     store.delete(&key, Expect::Any).await.unwrap();
 
     let binary = format!("/conformance/{run}/cas/binary");
@@ -144,7 +169,10 @@ pub async fn check_bad_input(store: &Arc<dyn Store>) {
         store.put("relative/key", b"x", Expect::Any).await.is_err(),
         "a key not starting with / must be refused"
     );
-    assert!(store.list("nope").await.is_err(), "a bad prefix must be refused");
+    assert!(
+        store.list("nope").await.is_err(),
+        "a bad prefix must be refused"
+    );
     assert!(
         store
             .lock("", Duration::from_secs(5), Duration::ZERO)
@@ -182,12 +210,23 @@ pub async fn check_list(store: &Arc<dyn Store>, run: &str) {
         "list returns only the prefix, in key order"
     );
     for (key, node) in &under_p {
-        assert_eq!(node.value, key[base.len()..].as_bytes(), "values come with their keys");
+        assert_eq!(
+            node.value,
+            &key.as_bytes()[base.len()..],
+            "values come with their keys"
+        );
         let got = store.get(key).await.unwrap().unwrap();
-        assert_eq!(got.version, node.version, "list reports the same version as get");
+        assert_eq!(
+            got.version, node.version,
+            "list reports the same version as get"
+        );
     }
     let bare = store.list(&format!("{base}/p")).await.unwrap();
-    assert_eq!(bare.len(), 4, "a prefix is a string prefix, so /p also matches /pz");
+    assert_eq!(
+        bare.len(),
+        4,
+        "a prefix is a string prefix, so /p also matches /pz"
+    );
     assert!(
         store
             .list(&format!("{base}/nothing/"))
@@ -263,7 +302,10 @@ pub async fn check_watch(store: &Arc<dyn Store>, run: &str) {
     ];
     for want in expected {
         let got = next_event(&mut watch).await;
-        assert_eq!(got, want, "watch events arrive in commit order, only for the prefix");
+        assert_eq!(
+            got, want,
+            "watch events arrive in commit order, only for the prefix"
+        );
     }
 
     // A second watcher on the same prefix sees the same later changes.
@@ -320,7 +362,10 @@ pub async fn check_lock_excludes(store: &Arc<dyn Store>, run: &str) {
     );
     match store.lock(&name, ttl, Duration::ZERO).await {
         Err(TopoError::LockTimeout(_)) => {}
-        other => panic!("a zero wait on a held lock must time out, got {:?}", other.map(|_| ())),
+        other => panic!(
+            "a zero wait on a held lock must time out, got {:?}",
+            other.map(|_| ())
+        ),
     }
 
     let other = lock_within(store, &format!("{name}-other"), ttl, Duration::from_secs(5)).await;
@@ -334,7 +379,10 @@ pub async fn check_lock_excludes(store: &Arc<dyn Store>, run: &str) {
         })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!waiter.is_finished(), "the waiter must block while the lock is held");
+    assert!(
+        !waiter.is_finished(),
+        "the waiter must block while the lock is held"
+    );
     let released_at = Instant::now();
     first.unlock().await.unwrap();
     let (second, granted_at) = waiter.await.unwrap();
@@ -423,12 +471,20 @@ pub async fn check_topo_records(store: &Arc<dyn Store>, run: &str) {
     };
     topo.create_keyspace(&ks).await.unwrap();
     assert!(
-        matches!(topo.create_keyspace(&ks).await, Err(TopoError::AlreadyExists(_))),
+        matches!(
+            topo.create_keyspace(&ks).await,
+            Err(TopoError::AlreadyExists(_))
+        ),
         "a keyspace is created once"
     );
     assert_eq!(topo.get_keyspace(&ks_name).await.unwrap(), Some(ks.clone()));
     assert!(topo.list_keyspaces().await.unwrap().contains(&ks));
-    assert_eq!(topo.get_keyspace(&format!("{ks_name}-missing")).await.unwrap(), None);
+    assert_eq!(
+        topo.get_keyspace(&format!("{ks_name}-missing"))
+            .await
+            .unwrap(),
+        None
+    );
 
     for name in ["-80", "80-"] {
         let shard = Shard {
@@ -485,9 +541,24 @@ pub async fn check_topo_records(store: &Arc<dyn Store>, run: &str) {
 
     let tablets = [
         tablet(primary.clone(), &ks_name, "-80", TabletType::Primary),
-        tablet(TabletAlias::new(cell_a.clone(), 101), &ks_name, "-80", TabletType::Replica),
-        tablet(TabletAlias::new(cell_b.clone(), 200), &ks_name, "-80", TabletType::Rdonly),
-        tablet(TabletAlias::new(cell_b.clone(), 201), &ks_name, "80-", TabletType::Primary),
+        tablet(
+            TabletAlias::new(cell_a.clone(), 101),
+            &ks_name,
+            "-80",
+            TabletType::Replica,
+        ),
+        tablet(
+            TabletAlias::new(cell_b.clone(), 200),
+            &ks_name,
+            "-80",
+            TabletType::Rdonly,
+        ),
+        tablet(
+            TabletAlias::new(cell_b.clone(), 201),
+            &ks_name,
+            "80-",
+            TabletType::Primary,
+        ),
     ];
     for t in tablets.iter().rev() {
         topo.put_tablet(t).await.unwrap();
@@ -495,7 +566,11 @@ pub async fn check_topo_records(store: &Arc<dyn Store>, run: &str) {
     let (read, _) = topo.get_tablet(&primary).await.unwrap().unwrap();
     assert_eq!(read, tablets[0]);
     let in_a = topo.list_tablets(Some(&cell_a)).await.unwrap();
-    assert_eq!(in_a, tablets[..2].to_vec(), "tablets of one cell, in alias order");
+    assert_eq!(
+        in_a,
+        tablets[..2].to_vec(),
+        "tablets of one cell, in alias order"
+    );
     let everywhere: Vec<Tablet> = topo
         .list_tablets(None)
         .await
@@ -503,7 +578,11 @@ pub async fn check_topo_records(store: &Arc<dyn Store>, run: &str) {
         .into_iter()
         .filter(|t| t.alias.cell == cell_a || t.alias.cell == cell_b)
         .collect();
-    assert_eq!(everywhere, tablets.to_vec(), "tablets of every cell, in alias order");
+    assert_eq!(
+        everywhere,
+        tablets.to_vec(),
+        "tablets of every cell, in alias order"
+    );
     let shard_tablets = topo.list_shard_tablets(&ks_name, "-80").await.unwrap();
     assert_eq!(shard_tablets, tablets[..3].to_vec());
 
@@ -516,7 +595,12 @@ pub async fn check_topo_records(store: &Arc<dyn Store>, run: &str) {
         .unwrap();
     assert_eq!(changed.tablet_type, TabletType::Spare);
     assert_eq!(
-        topo.get_tablet(&tablets[1].alias).await.unwrap().unwrap().0.tablet_type,
+        topo.get_tablet(&tablets[1].alias)
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .tablet_type,
         TabletType::Spare
     );
     topo.delete_tablet(&tablets[1].alias).await.unwrap();
@@ -529,8 +613,16 @@ pub async fn check_topo_records(store: &Arc<dyn Store>, run: &str) {
 
     let vschema = r#"{"sharded": true, "vindexes": {"hash": {"type": "hash"}}}"#;
     topo.put_vschema(&ks_name, vschema).await.unwrap();
-    assert_eq!(topo.get_vschema(&ks_name).await.unwrap().as_deref(), Some(vschema));
-    assert_eq!(topo.get_vschema(&format!("{ks_name}-missing")).await.unwrap(), None);
+    assert_eq!(
+        topo.get_vschema(&ks_name).await.unwrap().as_deref(),
+        Some(vschema)
+    );
+    assert_eq!(
+        topo.get_vschema(&format!("{ks_name}-missing"))
+            .await
+            .unwrap(),
+        None
+    );
 
     let srv = SrvKeyspace {
         format: crate::FORMAT_VERSION,
@@ -548,14 +640,26 @@ pub async fn check_topo_records(store: &Arc<dyn Store>, run: &str) {
             ],
         }],
     };
-    topo.put_srv_keyspace(&cell_a, &ks_name, &srv).await.unwrap();
-    assert_eq!(topo.get_srv_keyspace(&cell_a, &ks_name).await.unwrap(), Some(srv));
-    assert_eq!(topo.get_srv_keyspace(&cell_b, &ks_name).await.unwrap(), None);
+    topo.put_srv_keyspace(&cell_a, &ks_name, &srv)
+        .await
+        .unwrap();
+    assert_eq!(
+        topo.get_srv_keyspace(&cell_a, &ks_name).await.unwrap(),
+        Some(srv)
+    );
+    assert_eq!(
+        topo.get_srv_keyspace(&cell_b, &ks_name).await.unwrap(),
+        None
+    );
 
     // A record that is not valid JSON is reported, not mistaken for absent.
     let broken = format!("ks{run}-broken");
     store
-        .put(&crate::topo::keyspace_key(&broken), b"{not json", Expect::Absent)
+        .put(
+            &crate::topo::keyspace_key(&broken),
+            b"{not json",
+            Expect::Absent,
+        )
         .await
         .unwrap();
     assert!(matches!(
@@ -568,7 +672,8 @@ pub async fn check_topo_records(store: &Arc<dyn Store>, run: &str) {
         .await
         .unwrap();
     assert!(matches!(
-        topo.lock_shard(&ks_name, "-80", Duration::from_millis(100)).await,
+        topo.lock_shard(&ks_name, "-80", Duration::from_millis(100))
+            .await,
         Err(TopoError::LockTimeout(_))
     ));
     lock.unlock().await.unwrap();

@@ -9,7 +9,9 @@ pub enum TopoError {
     #[error("topology node already exists: {0}")]
     AlreadyExists(String),
     /// A compare-and-swap lost: someone else wrote the node since it was read.
-    #[error("topology node {key} changed concurrently (expected version {expected:?}, found {found:?})")]
+    #[error(
+        "topology node {key} changed concurrently (expected version {expected:?}, found {found:?})"
+    )]
     BadVersion {
         key: String,
         expected: Option<u64>,

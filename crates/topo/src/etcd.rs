@@ -60,25 +60,23 @@ impl EtcdStore {
         let options = ConnectOptions::new()
             .with_connect_timeout(CONNECT_TIMEOUT)
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
-        let client = match tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            Client::connect(&endpoints, Some(options)),
-        )
-        .await
-        {
-            Ok(Ok(client)) => client,
-            Ok(Err(e)) => {
-                return Err(TopoError::Backend(format!(
-                    "cannot connect to etcd at {shown}: {e}"
-                )));
-            }
-            Err(_) => {
-                return Err(TopoError::Backend(format!(
-                    "cannot connect to etcd at {shown}: no answer within {}s",
-                    CONNECT_TIMEOUT.as_secs()
-                )));
-            }
-        };
+        let client =
+            match tokio::time::timeout(CONNECT_TIMEOUT, Client::connect(&endpoints, Some(options)))
+                .await
+            {
+                Ok(Ok(client)) => client,
+                Ok(Err(e)) => {
+                    return Err(TopoError::Backend(format!(
+                        "cannot connect to etcd at {shown}: {e}"
+                    )));
+                }
+                Err(_) => {
+                    return Err(TopoError::Backend(format!(
+                        "cannot connect to etcd at {shown}: no answer within {}s",
+                        CONNECT_TIMEOUT.as_secs()
+                    )));
+                }
+            };
         let store = EtcdStore {
             client,
             root,
@@ -155,7 +153,11 @@ impl EtcdStore {
     ) -> TopoResult<u64> {
         let full = self.full_key(key);
         let compares = match expect {
-            Expect::Any => vec![Compare::create_revision(full.clone(), CompareOp::Greater, 0)],
+            Expect::Any => vec![Compare::create_revision(
+                full.clone(),
+                CompareOp::Greater,
+                0,
+            )],
             Expect::Absent => vec![Compare::create_revision(full.clone(), CompareOp::Equal, 0)],
             // A missing node has mod_revision 0, so also require existence.
             Expect::Version(v) => vec![
@@ -176,7 +178,8 @@ impl EtcdStore {
             TxnOpResponse::Get(g) => Some(g.kvs().first().map(|kv| kv.mod_revision() as u64)),
             _ => None,
         });
-        let current = current.ok_or_else(|| self.err(what, "transaction answered without its read"))?;
+        let current =
+            current.ok_or_else(|| self.err(what, "transaction answered without its read"))?;
         Err(match (expect, current) {
             (Expect::Absent, _) => TopoError::AlreadyExists(key.to_string()),
             (_, None) => TopoError::NotFound(key.to_string()),
@@ -310,9 +313,7 @@ impl Store for EtcdStore {
             })),
             Err(e) => {
                 keeper.abort();
-                let _ = self
-                    .call("lock: lease revoke", leases.revoke(lease))
-                    .await;
+                let _ = self.call("lock: lease revoke", leases.revoke(lease)).await;
                 Err(e)
             }
         }
@@ -331,7 +332,11 @@ impl EtcdStore {
         );
         loop {
             let txn = Txn::new()
-                .when(vec![Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+                .when(vec![Compare::create_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    0,
+                )])
                 .and_then(vec![TxnOp::put(
                     key.clone(),
                     holder.clone(),
@@ -352,11 +357,9 @@ impl EtcdStore {
             }
             // Wait for the holder's key to go, watching from just after the
             // state we saw so a release in between is not missed.
-            let released = tokio::time::timeout_at(
-                deadline.into(),
-                self.wait_for_delete(&key, revision + 1),
-            )
-            .await;
+            let released =
+                tokio::time::timeout_at(deadline.into(), self.wait_for_delete(&key, revision + 1))
+                    .await;
             if let Ok(Ok(false) | Err(_)) = released {
                 // The watch broke: fall back to polling, gently.
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -491,7 +494,12 @@ struct EtcdLock {
 impl EtcdLock {
     /// Deletes the key if it is still ours, then revokes the lease; true when
     /// the key was still ours.
-    async fn release(store: EtcdStore, name: String, lease: i64, create_revision: i64) -> TopoResult<bool> {
+    async fn release(
+        store: EtcdStore,
+        name: String,
+        lease: i64,
+        create_revision: i64,
+    ) -> TopoResult<bool> {
         let key = store.lock_key(&name);
         let txn = Txn::new()
             .when(vec![Compare::create_revision(
@@ -504,7 +512,9 @@ impl EtcdLock {
         let deleted = store.call("unlock", kv.txn(txn)).await?.succeeded();
         let mut leases = store.client.lease_client();
         // A lease that already expired cannot be revoked; that is fine.
-        let _ = store.call("unlock: lease revoke", leases.revoke(lease)).await;
+        let _ = store
+            .call("unlock: lease revoke", leases.revoke(lease))
+            .await;
         Ok(deleted)
     }
 }

@@ -30,7 +30,8 @@ const SPEC_HELP: &str =
 /// Opens the store a `--topo` flag names: `local:/path/topo.redb`, or
 /// `etcd:http://127.0.0.1:2379[,http://...][?root=/tessera]`.
 pub async fn open_store(spec: &str) -> TopoResult<Arc<dyn Store>> {
-    let bad = |why: &str| TopoError::Backend(format!("bad topology spec {spec:?}: {why}; {SPEC_HELP}"));
+    let bad =
+        |why: &str| TopoError::Backend(format!("bad topology spec {spec:?}: {why}; {SPEC_HELP}"));
     if let Some(path) = spec.strip_prefix("local:") {
         if path.is_empty() {
             return Err(bad("no file path"));
@@ -43,10 +44,18 @@ pub async fn open_store(spec: &str) -> TopoResult<Arc<dyn Store>> {
             None => (rest, None),
         };
         let mut root = DEFAULT_ETCD_ROOT.to_string();
-        for pair in query.into_iter().flat_map(|q| q.split('&')).filter(|p| !p.is_empty()) {
+        for pair in query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter(|p| !p.is_empty())
+        {
             match pair.split_once('=') {
                 Some(("root", value)) => root = value.to_string(),
-                _ => return Err(bad(&format!("unknown option {pair:?} (only root=... is known)"))),
+                _ => {
+                    return Err(bad(&format!(
+                        "unknown option {pair:?} (only root=... is known)"
+                    )));
+                }
             }
         }
         let endpoints: Vec<String> = endpoints

@@ -132,9 +132,9 @@ fn canonical(path: &Path) -> TopoResult<PathBuf> {
             parent.display()
         ))
     })?;
-    let parent = parent.canonicalize().map_err(|e| {
-        TopoError::Backend(format!("cannot resolve {}: {e}", parent.display()))
-    })?;
+    let parent = parent
+        .canonicalize()
+        .map_err(|e| TopoError::Backend(format!("cannot resolve {}: {e}", parent.display())))?;
     Ok(parent.join(file_name))
 }
 
@@ -262,7 +262,8 @@ impl Inner {
             }
         };
         txn.commit().map_err(|e| self.err(e))?;
-        watchers.retain(|w| !key.starts_with(&w.prefix) || w.events.send(Ok(event.clone())).is_ok());
+        watchers
+            .retain(|w| !key.starts_with(&w.prefix) || w.events.send(Ok(event.clone())).is_ok());
         Ok(revision)
     }
 
@@ -275,7 +276,12 @@ impl Inner {
     }
 }
 
-fn check_expect(key: &str, expect: Expect, current: Option<u64>, write: &Write<'_>) -> TopoResult<()> {
+fn check_expect(
+    key: &str,
+    expect: Expect,
+    current: Option<u64>,
+    write: &Write<'_>,
+) -> TopoResult<()> {
     match (expect, current) {
         (_, None) if matches!(write, Write::Delete) => Err(TopoError::NotFound(key.to_string())),
         (Expect::Any, _) => Ok(()),
@@ -390,9 +396,7 @@ impl LocalLock {
                 let Some(inner) = weak.upgrade() else { return };
                 let mut locks = lock(&inner.locks);
                 match locks.get_mut(&key) {
-                    Some(holder) if holder.token == token => {
-                        holder.expires = Instant::now() + ttl
-                    }
+                    Some(holder) if holder.token == token => holder.expires = Instant::now() + ttl,
                     // Expired and taken by someone else: nothing left to renew.
                     _ => return,
                 }
@@ -445,5 +449,52 @@ impl Drop for LocalLock {
         if !self.released {
             self.release();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lock_of_a_dead_holder_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(&dir.path().join("t.redb")).unwrap();
+        // A holder that stopped renewing: an entry with no renewer behind it.
+        lock(&store.inner.locks).insert(
+            "shard".to_string(),
+            LockHolder {
+                token: 0,
+                expires: Instant::now() + Duration::from_millis(500),
+            },
+        );
+        let ttl = Duration::from_secs(5);
+        assert!(matches!(
+            store.lock("shard", ttl, Duration::from_millis(50)).await,
+            Err(TopoError::LockTimeout(_))
+        ));
+        let guard = store
+            .lock("shard", ttl, Duration::from_secs(10))
+            .await
+            .expect("the stale holder expires");
+        guard.unlock().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn unlock_after_losing_the_lock_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(&dir.path().join("t.redb")).unwrap();
+        let guard = store
+            .lock("shard", Duration::from_secs(5), Duration::ZERO)
+            .await
+            .unwrap();
+        // As if the lease had run out and someone else took the lock.
+        lock(&store.inner.locks).get_mut("shard").unwrap().token = u64::MAX;
+        let err = guard.unlock().await.unwrap_err();
+        assert!(err.to_string().contains("lost"), "{err}");
+        assert!(
+            lock(&store.inner.locks).contains_key("shard"),
+            "the new holder keeps the lock"
+        );
     }
 }

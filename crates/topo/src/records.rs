@@ -164,12 +164,14 @@ impl KeyRange {
         if name == "0" || name == "-" {
             return Ok(Self::default());
         }
-        let (start, end) = name
-            .split_once('-')
-            .ok_or_else(|| format!("bad shard name {name:?}: expected a key range such as -80 or 80-"))?;
+        let (start, end) = name.split_once('-').ok_or_else(|| {
+            format!("bad shard name {name:?}: expected a key range such as -80 or 80-")
+        })?;
         let parse = |h: &str| -> Result<Vec<u8>, String> {
-            if h.len() % 2 != 0 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(format!("bad shard name {name:?}: {h:?} is not whole hex bytes"));
+            if !h.len().is_multiple_of(2) || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "bad shard name {name:?}: {h:?} is not whole hex bytes"
+                ));
             }
             Ok((0..h.len())
                 .step_by(2)
@@ -207,7 +209,7 @@ mod hex_bytes {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = String::deserialize(d)?;
-        if s.len() % 2 != 0 {
+        if !s.len().is_multiple_of(2) {
             return Err(serde::de::Error::custom("odd hex length"));
         }
         (0..s.len())

@@ -77,7 +77,11 @@ impl EtcdServer {
         };
         let started = Instant::now();
         loop {
-            if let Some(status) = server.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = server
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 server.child = None;
                 bail!(
                     "etcd exited during startup ({status}); its log ends with:\n{}",

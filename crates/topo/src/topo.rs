@@ -244,7 +244,10 @@ impl Topo {
             Some(c) => out.extend(self.list_records::<Tablet>(&tablets_prefix(c)).await?),
             None => {
                 for c in self.list_cells().await? {
-                    out.extend(self.list_records::<Tablet>(&tablets_prefix(&c.name)).await?);
+                    out.extend(
+                        self.list_records::<Tablet>(&tablets_prefix(&c.name))
+                            .await?,
+                    );
                 }
             }
         }
@@ -277,7 +280,12 @@ impl Topo {
 
     // Serving graph.
 
-    pub async fn put_srv_keyspace(&self, cell: &str, ks: &str, srv: &SrvKeyspace) -> TopoResult<()> {
+    pub async fn put_srv_keyspace(
+        &self,
+        cell: &str,
+        ks: &str,
+        srv: &SrvKeyspace,
+    ) -> TopoResult<()> {
         self.store
             .put(&srv_keyspace_key(cell, ks), &encode(srv), Expect::Any)
             .await

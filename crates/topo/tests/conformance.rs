@@ -49,7 +49,11 @@ async fn local_store_survives_reopen() {
     };
     // Every handle is dropped: the file is closed and must reopen with the data.
     let store = LocalStore::open(&path).unwrap();
-    let kept = store.get("/kept").await.unwrap().expect("data survives reopen");
+    let kept = store
+        .get("/kept")
+        .await
+        .unwrap()
+        .expect("data survives reopen");
     assert_eq!(kept.value, b"value");
     assert_eq!(kept.version, version);
     assert_eq!(store.get("/gone").await.unwrap(), None);
@@ -77,7 +81,9 @@ async fn local_store_is_shared_within_a_process() {
         .await
         .unwrap();
     assert!(matches!(
-        second.lock("shared", Duration::from_secs(10), Duration::ZERO).await,
+        second
+            .lock("shared", Duration::from_secs(10), Duration::ZERO)
+            .await,
         Err(TopoError::LockTimeout(_))
     ));
     guard.unlock().await.unwrap();
@@ -87,7 +93,9 @@ async fn local_store_is_shared_within_a_process() {
 async fn open_store_parses_specs() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("spec.redb");
-    let local = open_store(&format!("local:{}", path.display())).await.unwrap();
+    let local = open_store(&format!("local:{}", path.display()))
+        .await
+        .unwrap();
     local.put("/x", b"1", Expect::Absent).await.unwrap();
     assert!(path.exists());
 
@@ -117,7 +125,9 @@ async fn open_store_parses_specs() {
         b"v",
         "the root prefixes every key"
     );
-    let default_root = open_store(&format!("etcd:{}", etcd.endpoint())).await.unwrap();
+    let default_root = open_store(&format!("etcd:{}", etcd.endpoint()))
+        .await
+        .unwrap();
     default_root.put("/d", b"1", Expect::Absent).await.unwrap();
     assert!(plain.get("/tessera/d").await.unwrap().is_some());
 }
@@ -130,12 +140,15 @@ async fn etcd_unreachable_is_a_clear_error() {
         .unwrap()
         .port();
     let endpoint = format!("http://127.0.0.1:{port}");
-    let err = EtcdStore::connect(&[endpoint.clone()], "/x")
+    let err = EtcdStore::connect(std::slice::from_ref(&endpoint), "/x")
         .await
         .err()
         .expect("nothing listens there");
     assert!(matches!(err, TopoError::Backend(_)));
-    assert!(err.to_string().contains(&endpoint), "error names the endpoint: {err}");
+    assert!(
+        err.to_string().contains(&endpoint),
+        "error names the endpoint: {err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,4 +168,47 @@ async fn etcd_outage_ends_watches_and_fails_requests() {
         .await
         .expect("requests fail rather than hang");
     assert!(matches!(failed, Err(TopoError::Backend(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_lock_of_a_dead_holder_expires() {
+    let etcd = EtcdServer::start_async()
+        .await
+        .expect("this test needs a real etcd");
+    let store = EtcdStore::connect(&[etcd.endpoint()], "/dead")
+        .await
+        .unwrap();
+    // What a crashed holder leaves behind: the lock key on a lease nobody renews.
+    let mut raw = etcd_client::Client::connect([etcd.endpoint()], None)
+        .await
+        .unwrap();
+    let lease = raw.lease_grant(2, None).await.unwrap().id();
+    raw.put(
+        "/dead/locks/shard",
+        "crashed",
+        Some(etcd_client::PutOptions::new().with_lease(lease)),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        store
+            .lock("shard", Duration::from_secs(5), Duration::from_millis(200))
+            .await,
+        Err(TopoError::LockTimeout(_))
+    ));
+    let started = std::time::Instant::now();
+    let guard = store
+        .lock("shard", Duration::from_secs(5), Duration::from_secs(30))
+        .await
+        .expect("the dead holder's lease runs out");
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    guard.unlock().await.unwrap();
+    assert!(
+        raw.get("/dead/locks/shard", None)
+            .await
+            .unwrap()
+            .kvs()
+            .is_empty(),
+        "unlock deletes the lock key"
+    );
 }
