@@ -418,10 +418,8 @@ impl<'a> StatementScan<'a> {
     fn note_token(&mut self, token: Token, word: Option<Keyword>) {
         match token.kind {
             TokenKind::UserVar => self.flags |= Flags::USER_VARIABLES,
-            TokenKind::SystemVar => {
-                if is_last_insert_id_variable(token.text(self.sql)) {
-                    self.pending = Pending::IdentityVariable;
-                }
+            TokenKind::SystemVar if is_last_insert_id_variable(token.text(self.sql)) => {
+                self.pending = Pending::IdentityVariable;
             }
             TokenKind::Punct(b'(') => self.paren_depth += 1,
             TokenKind::Punct(b')') => self.paren_depth = self.paren_depth.saturating_sub(1),

@@ -4,7 +4,10 @@
 //! identifiers, comments) and marks variables; it does not know the grammar.
 //! Executable comments (`/*! ... */`, `/*!50708 ... */`, `/*M! ... */`) are
 //! lexed as code because the server runs their content, while plain comments
-//! and optimizer hints (`/*+ ... */`) are skipped.
+//! and optimizer hints (`/*+ ... */`) are skipped. The version number is not
+//! checked: MariaDB skips `/*!50700`..`/*!99999` (MySQL 5.7+) and versions
+//! newer than itself, but treating them as code only makes the classifier
+//! report more session effects, never fewer.
 //!
 //! Every token boundary lies on an ASCII byte, so slicing the source `&str`
 //! with a token's range never splits a UTF-8 character.

@@ -10,70 +10,64 @@ use crate::lexer::{Lexer, Token, TokenKind};
 /// comments with the decimal `value`: `LAST_INSERT_ID()` (any case, spaces
 /// or comments allowed before and inside the parentheses), `@@identity` and
 /// `@@last_insert_id` (not when assigned). `LAST_INSERT_ID(expr)` is left
-/// alone. Where the read is a whole select-list item without an alias, the
-/// original text is kept as its alias so the result column name does not
-/// change. Returns `None` when there is nothing to replace.
+/// alone. A select-list item that changed and surely has no alias gets its
+/// original text as alias, so the result column keeps its name. Returns
+/// `None` when there is nothing to replace.
 pub fn rewrite_last_insert_id(sql: &str, value: u64) -> Option<String> {
-    let mut rewriter = Rewriter {
+    let mut output = Output {
         sql,
         value,
-        out: None,
+        text: None,
         copied: 0,
     };
-    let mut select_lists = SelectLists::default();
-    let mut state = Candidate::None;
+    let mut items = SelectItems::default();
+    let mut candidate = Candidate::None;
     let mut previous: Option<Token> = None;
     for token in Lexer::new(sql) {
-        state = match state {
+        candidate = match candidate {
             Candidate::None => Candidate::None,
-            Candidate::Name(found) if token.is_punct(b'(') => Candidate::Open(found),
-            Candidate::Name(_) => Candidate::None,
-            Candidate::Open(found) if token.is_punct(b')') => Candidate::Complete(Found {
-                end: token.end,
-                ..found
-            }),
-            Candidate::Open(_) => Candidate::None,
-            Candidate::Complete(found) => {
-                rewriter.replace(found, Some(token));
+            Candidate::Name(start) if token.is_punct(b'(') => Candidate::Open(start),
+            Candidate::Open(start) if token.is_punct(b')') => {
+                output.replace(start, token.end);
+                items.mark_changed();
                 Candidate::None
             }
-            Candidate::Variable(found) => {
+            Candidate::Variable(start, end) => {
                 if !is_assignment(sql, token) {
-                    rewriter.replace(found, Some(token));
+                    output.replace(start, end);
+                    items.mark_changed();
                 }
                 Candidate::None
             }
+            Candidate::Name(_) | Candidate::Open(_) => Candidate::None,
         };
-        if matches!(state, Candidate::None) {
+        items.feed(&mut output, token, previous);
+        if matches!(candidate, Candidate::None) {
             let after_dot = previous.is_some_and(|p| p.is_punct(b'.'));
-            let found = Found {
-                start: token.start,
-                end: token.end,
-                aliasable: select_lists.at_item_start(sql, previous),
-            };
-            state = match token.kind {
+            candidate = match token.kind {
                 TokenKind::Word
                     if !after_dot
                         && keyword(token.text(sql).as_bytes()) == Some(Keyword::LastInsertId) =>
                 {
-                    Candidate::Name(found)
+                    Candidate::Name(token.start)
                 }
                 TokenKind::SystemVar if is_last_insert_id_variable(token.text(sql)) => {
-                    Candidate::Variable(found)
+                    Candidate::Variable(token.start, token.end)
                 }
                 _ => Candidate::None,
             };
         }
-        select_lists.feed(sql, token, previous);
         previous = Some(token);
     }
-    if let Candidate::Complete(found) | Candidate::Variable(found) = state {
-        rewriter.replace(found, None);
+    if let Candidate::Variable(start, end) = candidate {
+        output.replace(start, end);
+        items.mark_changed();
     }
-    let Rewriter { out, copied, .. } = rewriter;
-    out.map(|mut out| {
-        out.push_str(&sql[copied..]);
-        out
+    items.end_all(&mut output);
+    let Output { text, copied, .. } = output;
+    text.map(|mut text| {
+        text.push_str(&sql[copied..]);
+        text
     })
 }
 
@@ -93,160 +87,235 @@ fn is_assignment(sql: &str, token: Token) -> bool {
 }
 
 #[derive(Clone, Copy, Debug)]
-struct Found {
-    start: usize,
-    end: usize,
-    /// Starts a select-list item, so it may get an alias.
-    aliasable: bool,
-}
-
-#[derive(Clone, Copy, Debug)]
 enum Candidate {
     None,
-    /// `LAST_INSERT_ID` seen.
-    Name(Found),
+    /// `LAST_INSERT_ID` seen at this offset.
+    Name(usize),
     /// `LAST_INSERT_ID (` seen.
-    Open(Found),
-    /// `LAST_INSERT_ID ( )` seen; the next token decides the alias.
-    Complete(Found),
-    /// `@@identity` seen; the next token decides whether it is read.
-    Variable(Found),
+    Open(usize),
+    /// `@@identity` seen; the next token tells whether it is read or assigned.
+    Variable(usize, usize),
 }
 
-struct Rewriter<'a> {
+/// The rewritten text, built lazily on the first change.
+struct Output<'a> {
     sql: &'a str,
     value: u64,
-    out: Option<String>,
+    text: Option<String>,
+    /// Bytes of `sql` before this offset are already in `text`.
     copied: usize,
 }
 
-impl Rewriter<'_> {
-    fn replace(&mut self, found: Found, next: Option<Token>) {
+impl Output<'_> {
+    fn text(&mut self) -> &mut String {
+        let capacity = self.sql.len() + 32;
+        self.text
+            .get_or_insert_with(|| String::with_capacity(capacity))
+    }
+
+    fn copy_to(&mut self, offset: usize) {
         let sql = self.sql;
-        let out = self
-            .out
-            .get_or_insert_with(|| String::with_capacity(sql.len() + 16));
-        out.push_str(&sql[self.copied..found.start]);
+        let copied = self.copied;
+        self.text().push_str(&sql[copied..offset]);
+        self.copied = offset;
+    }
+
+    fn replace(&mut self, start: usize, end: usize) {
+        self.copy_to(start);
+        let value = self.value;
         // Writing to a String cannot fail.
-        let _ = write!(out, "{}", self.value);
-        let original = &sql[found.start..found.end];
-        if found.aliasable && ends_select_item(sql, next) && !original.contains('`') {
-            out.push_str(" AS `");
-            out.push_str(original);
-            out.push('`');
-        }
-        self.copied = found.end;
+        let _ = write!(self.text(), "{value}");
+        self.copied = end;
     }
-}
 
-/// Whether `next` ends a select-list item, so the item had no alias.
-fn ends_select_item(sql: &str, next: Option<Token>) -> bool {
-    use Keyword as K;
-    let Some(next) = next else {
-        return true;
-    };
-    match next.kind {
-        TokenKind::Punct(b',' | b';' | b')') => true,
-        TokenKind::Word => matches!(
-            keyword(next.text(sql).as_bytes()),
-            Some(
-                K::From
-                    | K::Into
-                    | K::Union
-                    | K::Except
-                    | K::Intersect
-                    | K::Where
-                    | K::Group
-                    | K::Having
-                    | K::Order
-                    | K::Limit
-                    | K::For
-                    | K::Lock
-                    | K::Window
-            )
-        ),
-        _ => false,
-    }
-}
-
-/// Which parenthesis depths are currently inside a select list.
-#[derive(Default)]
-struct SelectLists {
-    depth: u32,
-    /// Bit n set: depth n is between `SELECT` and the end of its select list.
-    open: u64,
-}
-
-impl SelectLists {
-    fn feed(&mut self, sql: &str, token: Token, previous: Option<Token>) {
-        use Keyword as K;
-        match token.kind {
-            TokenKind::Punct(b'(') => {
-                self.depth += 1;
-                self.set(false);
+    /// Appends `` AS `original` `` after the item ending at `end`.
+    fn alias(&mut self, start: usize, end: usize) {
+        let sql = self.sql;
+        self.copy_to(end);
+        let text = self.text();
+        text.push_str(" AS `");
+        for c in sql[start..end].chars() {
+            if c == '`' {
+                text.push('`');
             }
-            TokenKind::Punct(b')') => self.depth = self.depth.saturating_sub(1),
+            text.push(c);
+        }
+        text.push('`');
+    }
+}
+
+/// Longest original item text used as an alias; longer items keep the
+/// rewritten text as their column name rather than risk the alias limit.
+const MAX_ALIAS_LEN: usize = 64;
+
+/// Nesting depths whose select-list items are tracked for aliasing.
+const TRACKED_DEPTHS: usize = 8;
+
+/// One select-list item being read.
+#[derive(Clone, Copy, Default, Debug)]
+struct Item {
+    /// The select list at this depth is open (after `SELECT`, before `FROM`, ...).
+    in_list: bool,
+    /// The current item has begun.
+    started: bool,
+    start: usize,
+    /// End of the item's last token at the item's own depth.
+    end: usize,
+    /// An `AS` at the item's depth was seen.
+    has_as: bool,
+    /// The last token at the item's depth could be an implicit alias.
+    last_may_alias: bool,
+    changed: bool,
+}
+
+/// Select-list items open at each parenthesis depth.
+#[derive(Default)]
+struct SelectItems {
+    depth: usize,
+    items: [Item; TRACKED_DEPTHS],
+}
+
+impl SelectItems {
+    fn mark_changed(&mut self) {
+        let innermost = self.depth.min(TRACKED_DEPTHS - 1);
+        for item in &mut self.items[..=innermost] {
+            if item.started {
+                item.changed = true;
+            }
+        }
+    }
+
+    fn feed(&mut self, output: &mut Output<'_>, token: Token, previous: Option<Token>) {
+        use Keyword as K;
+        let sql = output.sql;
+        let word = match token.kind {
             TokenKind::Word if !previous.is_some_and(|p| p.is_punct(b'.')) => {
-                match keyword(token.text(sql).as_bytes()) {
-                    Some(K::Select) => self.set(true),
-                    Some(
-                        K::From
-                        | K::Into
-                        | K::Where
-                        | K::Group
-                        | K::Having
-                        | K::Order
-                        | K::Limit
-                        | K::Window
-                        | K::For
-                        | K::Lock
-                        | K::Union
-                        | K::Except
-                        | K::Intersect,
-                    ) => self.set(false),
-                    _ => {}
-                }
+                keyword(token.text(sql).as_bytes())
+            }
+            _ => None,
+        };
+        match token.kind {
+            TokenKind::Punct(b';') => {
+                self.end_all(output);
+                return;
+            }
+            TokenKind::Punct(b',') => {
+                self.end_item(output, self.depth);
+                return;
+            }
+            TokenKind::Punct(b')') => {
+                self.end_item(output, self.depth);
+                self.set_in_list(self.depth, false);
+                self.depth = self.depth.saturating_sub(1);
             }
             _ => {}
         }
-    }
-
-    fn set(&mut self, open: bool) {
-        if self.depth < 64 {
-            let bit = 1u64 << self.depth;
-            if open {
-                self.open |= bit;
-            } else {
-                self.open &= !bit;
+        match word {
+            Some(K::Select) => {
+                self.end_item(output, self.depth);
+                self.set_in_list(self.depth, true);
+                return;
             }
+            Some(
+                K::From
+                | K::Into
+                | K::Where
+                | K::Group
+                | K::Having
+                | K::Order
+                | K::Limit
+                | K::Window
+                | K::For
+                | K::Lock
+                | K::Union
+                | K::Except
+                | K::Intersect,
+            ) => {
+                self.end_item(output, self.depth);
+                self.set_in_list(self.depth, false);
+                return;
+            }
+            _ => {}
+        }
+        if let Some(item) = self.items.get_mut(self.depth)
+            && item.in_list
+        {
+            let text = token.text(sql);
+            if !item.started {
+                if token.kind == TokenKind::Word && is_select_option(text) {
+                    return;
+                }
+                item.started = true;
+                item.start = token.start;
+                item.has_as = false;
+                item.changed = false;
+            }
+            item.end = token.end;
+            item.has_as |= word == Some(K::As);
+            // Only a last token that cannot be an alias proves there is none.
+            item.last_may_alias = match token.kind {
+                TokenKind::Punct(_) | TokenKind::UserVar | TokenKind::SystemVar => false,
+                TokenKind::Word => !text.as_bytes()[0].is_ascii_digit(),
+                TokenKind::String | TokenKind::QuotedIdent => true,
+            };
+        }
+        if token.is_punct(b'(') {
+            self.depth += 1;
+            self.set_in_list(self.depth, false);
         }
     }
 
-    /// Whether a token right after `previous` begins a select-list item.
-    fn at_item_start(&self, sql: &str, previous: Option<Token>) -> bool {
-        if self.depth >= 64 || self.open & (1 << self.depth) == 0 {
-            return false;
+    fn set_in_list(&mut self, depth: usize, in_list: bool) {
+        if let Some(item) = self.items.get_mut(depth) {
+            *item = Item {
+                in_list,
+                ..Item::default()
+            };
         }
-        let Some(previous) = previous else {
-            return false;
+    }
+
+    /// Ends the item at `depth`, aliasing it if it changed and has no alias.
+    fn end_item(&mut self, output: &mut Output<'_>, depth: usize) {
+        let Some(item) = self.items.get_mut(depth) else {
+            return;
         };
-        match previous.kind {
-            TokenKind::Punct(b',') => true,
-            TokenKind::Word => {
-                let word = previous.text(sql);
-                matches!(
-                    keyword(word.as_bytes()),
-                    Some(Keyword::Select | Keyword::Distinct | Keyword::All)
-                ) || starts_with_ignore_case(word, "SQL_")
-                    || word.eq_ignore_ascii_case("HIGH_PRIORITY")
-                    || word.eq_ignore_ascii_case("STRAIGHT_JOIN")
-            }
-            _ => false,
+        // An item cut short by unbalanced parentheses may end before text
+        // already rewritten; it is left without alias.
+        if item.started
+            && item.changed
+            && !item.has_as
+            && !item.last_may_alias
+            && item.end >= output.copied
+            && item.end - item.start <= MAX_ALIAS_LEN
+            && !may_hold_comment(&output.sql[item.start..item.end])
+        {
+            output.alias(item.start, item.end);
         }
+        item.started = false;
+    }
+
+    /// Ends every open item, innermost first (they end earliest in the text).
+    fn end_all(&mut self, output: &mut Output<'_>) {
+        for depth in (0..TRACKED_DEPTHS).rev() {
+            self.end_item(output, depth);
+        }
+        *self = SelectItems::default();
     }
 }
 
-fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
-    text.len() >= prefix.len()
-        && text.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+/// The server renames items holding comments in ways not worth mimicking, so
+/// such items get no alias. A `#` or `--` inside a string is a false alarm
+/// that only costs the alias.
+fn may_hold_comment(text: &str) -> bool {
+    text.contains("/*") || text.contains('#') || text.contains("--")
+}
+
+/// Words between `SELECT` and its first item.
+fn is_select_option(word: &str) -> bool {
+    matches!(
+        keyword(word.as_bytes()),
+        Some(Keyword::Distinct | Keyword::All)
+    ) || (word.len() > 4 && word.as_bytes()[..4].eq_ignore_ascii_case(b"SQL_"))
+        || word.eq_ignore_ascii_case("HIGH_PRIORITY")
+        || word.eq_ignore_ascii_case("STRAIGHT_JOIN")
 }

@@ -50,16 +50,28 @@ fn splitting_statements() {
         ("SELECT 1; SELECT 2", &["SELECT 1", "SELECT 2"]),
         ("  SELECT 1 ;\n\n SELECT 2 ; ", &["SELECT 1", "SELECT 2"]),
         ("SELECT ';'; SELECT \";\"", &["SELECT ';'", "SELECT \";\""]),
-        ("SELECT 'a\\';b'; SELECT 2", &["SELECT 'a\\';b'", "SELECT 2"]),
+        (
+            "SELECT 'a\\';b'; SELECT 2",
+            &["SELECT 'a\\';b'", "SELECT 2"],
+        ),
         ("SELECT `x;y`; SELECT 2", &["SELECT `x;y`", "SELECT 2"]),
-        ("SELECT 1 /* ; */; SELECT 2", &["SELECT 1 /* ; */", "SELECT 2"]),
+        (
+            "SELECT 1 /* ; */; SELECT 2",
+            &["SELECT 1 /* ; */", "SELECT 2"],
+        ),
         ("SELECT 1 -- ;\n; SELECT 2", &["SELECT 1 -- ;", "SELECT 2"]),
         ("SELECT 1 # ;\n; SELECT 2", &["SELECT 1 # ;", "SELECT 2"]),
         ("SELECT 1; -- done", &["SELECT 1"]),
-        ("/*!40101 SET NAMES utf8 */; SELECT 1", &["/*!40101 SET NAMES utf8 */", "SELECT 1"]),
+        (
+            "/*!40101 SET NAMES utf8 */; SELECT 1",
+            &["/*!40101 SET NAMES utf8 */", "SELECT 1"],
+        ),
         (
             "CREATE PROCEDURE p() BEGIN SELECT 1; SELECT 2; END; CALL p()",
-            &["CREATE PROCEDURE p() BEGIN SELECT 1; SELECT 2; END", "CALL p()"],
+            &[
+                "CREATE PROCEDURE p() BEGIN SELECT 1; SELECT 2; END",
+                "CALL p()",
+            ],
         ),
         (
             "BEGIN NOT ATOMIC DECLARE x INT; SET x = 1; END;\nSELECT 1",
@@ -86,14 +98,26 @@ fn last_insert_id_rewrites() {
         ("SET @@last_insert_id = 9", None),
         ("SET @@identity := 9", None),
         // A whole select-list item keeps its column name through an alias.
-        ("SELECT LAST_INSERT_ID()", Some("SELECT 42 AS `LAST_INSERT_ID()`")),
-        ("select last_insert_id ( );", Some("select 42 AS `last_insert_id ( )`;")),
+        (
+            "SELECT LAST_INSERT_ID()",
+            Some("SELECT 42 AS `LAST_INSERT_ID()`"),
+        ),
+        (
+            "select last_insert_id ( );",
+            Some("select 42 AS `last_insert_id ( )`;"),
+        ),
         (
             "SELECT a, LAST_INSERT_ID() FROM t",
             Some("SELECT a, 42 AS `LAST_INSERT_ID()` FROM t"),
         ),
-        ("SELECT DISTINCT LAST_INSERT_ID()", Some("SELECT DISTINCT 42 AS `LAST_INSERT_ID()`")),
-        ("(SELECT LAST_INSERT_ID())", Some("(SELECT 42 AS `LAST_INSERT_ID()`)")),
+        (
+            "SELECT DISTINCT LAST_INSERT_ID()",
+            Some("SELECT DISTINCT 42 AS `LAST_INSERT_ID()`"),
+        ),
+        (
+            "(SELECT LAST_INSERT_ID())",
+            Some("(SELECT 42 AS `LAST_INSERT_ID()`)"),
+        ),
         ("SELECT @@identity", Some("SELECT 42 AS `@@identity`")),
         (
             "SELECT @@session.last_insert_id, 1",
@@ -103,11 +127,44 @@ fn last_insert_id_rewrites() {
             "SELECT LAST_INSERT_ID() INTO @x",
             Some("SELECT 42 AS `LAST_INSERT_ID()` INTO @x"),
         ),
-        // Not whole items, or already aliased: plain replacement.
+        // Aliased, or perhaps aliased: plain replacement.
         ("SELECT LAST_INSERT_ID() AS id", Some("SELECT 42 AS id")),
         ("SELECT LAST_INSERT_ID() id", Some("SELECT 42 id")),
-        ("SELECT LAST_INSERT_ID() + 1", Some("SELECT 42 + 1")),
-        ("SELECT f(LAST_INSERT_ID(), 2)", Some("SELECT f(42, 2)")),
+        (
+            "SELECT LAST_INSERT_ID() + 1",
+            Some("SELECT 42 + 1 AS `LAST_INSERT_ID() + 1`"),
+        ),
+        ("SELECT LAST_INSERT_ID() + a", Some("SELECT 42 + a")),
+        ("SELECT LAST_INSERT_ID() 'x'", Some("SELECT 42 'x'")),
+        (
+            "SELECT `a``b`, LAST_INSERT_ID()",
+            Some("SELECT `a``b`, 42 AS `LAST_INSERT_ID()`"),
+        ),
+        (
+            "SELECT CONCAT('`', LAST_INSERT_ID())",
+            Some("SELECT CONCAT('`', 42) AS `CONCAT('``', LAST_INSERT_ID())`"),
+        ),
+        (
+            "SELECT LAST_INSERT_ID() + 1 AS n",
+            Some("SELECT 42 + 1 AS n"),
+        ),
+        (
+            "SELECT a, (SELECT LAST_INSERT_ID()) FROM t",
+            Some(
+                "SELECT a, (SELECT 42 AS `LAST_INSERT_ID()`) AS `(SELECT LAST_INSERT_ID())` FROM t",
+            ),
+        ),
+        (
+            "SELECT CONCAT('a', LAST_INSERT_ID(), 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa')",
+            Some(
+                "SELECT CONCAT('a', 42, 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa')",
+            ),
+        ),
+        ("SELECT f(LAST_INSERT_ID()", Some("SELECT f(42")),
+        (
+            "SELECT f(LAST_INSERT_ID(), 2)",
+            Some("SELECT f(42, 2) AS `f(LAST_INSERT_ID(), 2)`"),
+        ),
         (
             "SELECT * FROM t WHERE id = LAST_INSERT_ID()",
             Some("SELECT * FROM t WHERE id = 42"),
@@ -129,15 +186,15 @@ fn last_insert_id_rewrites() {
             "SET @@last_insert_id = @@last_insert_id + 1",
             Some("SET @@last_insert_id = 42 + 1"),
         ),
-        ("SELECT /*! LAST_INSERT_ID() */", Some("SELECT /*! 42 AS `LAST_INSERT_ID()` */")),
+        (
+            "SELECT /*! LAST_INSERT_ID() */",
+            Some("SELECT /*! 42 AS `LAST_INSERT_ID()` */"),
+        ),
         (
             "INSERT INTO t VALUES (1); SELECT LAST_INSERT_ID(); SELECT 'x'",
             Some("INSERT INTO t VALUES (1); SELECT 42 AS `LAST_INSERT_ID()`; SELECT 'x'"),
         ),
-        (
-            "SELECT LAST_INSERT_ID(/* `tick` */)",
-            Some("SELECT 42"),
-        ),
+        ("SELECT LAST_INSERT_ID(/* `tick` */)", Some("SELECT 42")),
     ];
     let failures: Vec<String> = cases
         .iter()
@@ -169,10 +226,58 @@ impl XorShift {
 #[test]
 fn arbitrary_input_never_panics_and_splits_into_substrings() {
     const PIECES: &[&str] = &[
-        "'", "\"", "`", "\\", "/*", "*/", "/*!", "/*M!", "/*+", "--", "-- ", "#", "\n", ";", "@",
-        "@@", "(", ")", ".", ":", "=", " ", "SELECT", "SET", "BEGIN", "END", "IF", "CASE", "NOT",
-        "ATOMIC", "CREATE", "PROCEDURE", "TEMPORARY", "LAST_INSERT_ID", "GET_LOCK", "USE", "x",
-        "é", "日本", "1", "50708", "WITH", "FOR", "STATEMENT", "THEN", "ELSE", "LOOP", "DO",
+        "'",
+        "\"",
+        "`",
+        "\\",
+        "/*",
+        "*/",
+        "/*!",
+        "/*M!",
+        "/*+",
+        "--",
+        "-- ",
+        "#",
+        "\n",
+        ";",
+        "@",
+        "@@",
+        "(",
+        ")",
+        ".",
+        ":",
+        "=",
+        " ",
+        "SELECT",
+        "SET",
+        "BEGIN",
+        "END",
+        "IF",
+        "CASE",
+        "NOT",
+        "ATOMIC",
+        "CREATE",
+        "PROCEDURE",
+        "TEMPORARY",
+        "LAST_INSERT_ID",
+        "GET_LOCK",
+        "USE",
+        "x",
+        "é",
+        "日本",
+        "1",
+        "@@identity",
+        "AS",
+        ",",
+        "FROM",
+        "50708",
+        "WITH",
+        "FOR",
+        "STATEMENT",
+        "THEN",
+        "ELSE",
+        "LOOP",
+        "DO",
     ];
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
     for _ in 0..20_000 {
@@ -186,7 +291,10 @@ fn arbitrary_input_never_panics_and_splits_into_substrings() {
         for piece in &pieces {
             assert!(!piece.is_empty(), "empty piece from {sql:?}");
             let offset = piece.as_ptr() as usize - sql.as_ptr() as usize;
-            assert!(offset + piece.len() <= sql.len(), "piece outside text for {sql:?}");
+            assert!(
+                offset + piece.len() <= sql.len(),
+                "piece outside text for {sql:?}"
+            );
         }
         assert_eq!(
             classified.kind == StatementKind::Empty,
@@ -200,7 +308,10 @@ fn arbitrary_input_never_panics_and_splits_into_substrings() {
         );
         let _ = use_target(&sql);
         if let Some(rewritten) = rewrite_last_insert_id(&sql, 7) {
-            assert!(rewritten.contains('7'), "rewrite lost its value for {sql:?}");
+            assert!(
+                rewritten.contains('7'),
+                "rewrite lost its value for {sql:?}"
+            );
         }
     }
 }
