@@ -55,8 +55,7 @@ const BASE_FLAGS: CapabilityFlags = CapabilityFlags::CLIENT_LONG_PASSWORD
     .union(CapabilityFlags::CLIENT_SECURE_CONNECTION)
     .union(CapabilityFlags::CLIENT_PLUGIN_AUTH)
     .union(CapabilityFlags::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA)
-    .union(CapabilityFlags::CLIENT_TRANSACTIONS)
-    .union(CapabilityFlags::CLIENT_LONG_FLAG);
+    .union(CapabilityFlags::CLIENT_TRANSACTIONS);
 
 /// What the server's initial handshake packet told us.
 struct Greeting {

@@ -3,12 +3,18 @@
 
 pub mod auth;
 pub mod backend;
+pub mod handshake;
 pub mod packet;
 pub mod prepared;
 pub mod protocol;
 pub mod relay;
 
 pub use backend::{BackendConfig, BackendConn, BackendError, QueryResult};
+pub use handshake::{
+    AuthMethod, ClientHandshake, HandshakeError, ServerAuthConfig, UserCredential, UserStore,
+    self_signed_tls_config, server_capabilities, server_change_user, server_handshake,
+    tls_config_from_pem,
+};
 pub use packet::{ClientStream, Frame, MAX_FRAME, PacketConn};
 pub use prepared::{
     ExecuteHeader, PrepareOk, parse_execute, prepare_on_backend, rewrite_execute, write_prepare_ok,
