@@ -85,8 +85,11 @@ impl<'a> Lexer<'a> {
         let src = self.src;
         while self.pos < src.len() {
             let byte = src[self.pos];
+            if is_space(byte) {
+                self.pos += 1;
+                continue;
+            }
             match byte {
-                b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => self.pos += 1,
                 b'#' => self.skip_line(),
                 // `--` starts a comment only when followed by whitespace or a control character.
                 b'-' if src.get(self.pos + 1) == Some(&b'-')
@@ -162,11 +165,13 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    fn word_end(&self, mut pos: usize) -> usize {
-        while pos < self.src.len() && is_identifier_byte(self.src[pos]) {
-            pos += 1;
-        }
-        pos
+    fn word_end(&self, start: usize) -> usize {
+        let rest = &self.src[start..];
+        start
+            + rest
+                .iter()
+                .position(|&byte| !is_identifier_byte(byte))
+                .unwrap_or(rest.len())
     }
 
     /// `pos` is on `@`.
@@ -285,8 +290,31 @@ fn find_comment_end(body: &[u8]) -> Option<usize> {
 /// Bytes of unquoted identifiers and numbers. Every byte of a multi-byte
 /// UTF-8 character counts, which keeps token boundaries on ASCII bytes.
 pub fn is_identifier_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'$' || byte >= 0x80
+    BYTE_CLASS[byte as usize] & IDENTIFIER != 0
 }
+
+fn is_space(byte: u8) -> bool {
+    BYTE_CLASS[byte as usize] & SPACE != 0
+}
+
+const IDENTIFIER: u8 = 1;
+const SPACE: u8 = 2;
+
+/// Byte classes looked up instead of tested with chains of comparisons.
+static BYTE_CLASS: [u8; 256] = {
+    let mut classes = [0u8; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80 {
+            classes[byte] = IDENTIFIER;
+        } else if matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
+            classes[byte] = SPACE;
+        }
+        byte += 1;
+    }
+    classes
+};
 
 /// Keywords after which `@x` (even without a space) is a user variable.
 fn is_expression_keyword(word: &[u8]) -> bool {
