@@ -3,8 +3,8 @@
 //! hand out dba connections to it.
 //!
 //! Layout of a tablet's `root_dir`: `data/` (datadir), `my.cnf`,
-//! `mysqld.sock`, `mysqld.pid`, `error.log`, and `init.done` once the
-//! first-boot SQL has run.
+//! `mysqld.sock`, `mysqld.pid`, `error.log`, `tmp/` (mariadbd's tmpdir), and
+//! `init.done` once the first-boot SQL has run.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -106,11 +106,29 @@ impl MysqldConfig {
     pub fn error_log_path(&self) -> PathBuf {
         self.root_dir.join("error.log")
     }
+    /// mariadbd's own tmpdir: a shared /tmp lets servers in other pid
+    /// namespaces collide on the pid-derived names of internal temp tables.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root_dir.join("tmp")
+    }
     fn init_marker_path(&self) -> PathBuf {
         self.root_dir.join("init.done")
     }
 
-    fn validate(&self) -> anyhow::Result<()> {
+    /// Options to connect as the dba user over TCP to 127.0.0.1:port,
+    /// optionally into database `db`.
+    pub fn dba_opts(&self, db: Option<&str>) -> mysql_async::OptsBuilder {
+        let c = &self.credentials;
+        mysql_async::OptsBuilder::default()
+            .ip_or_hostname("127.0.0.1")
+            .tcp_port(self.port)
+            .user(Some(c.dba_user.clone()))
+            .pass(Some(c.dba_password.clone()))
+            .db_name(db.map(str::to_string))
+            .prefer_socket(false)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
         if self.port == 0 {
             bail!("mysqld port must not be 0");
         }
@@ -213,9 +231,13 @@ impl Mysqld {
     async fn install_db(&self) -> anyhow::Result<()> {
         let data = self.cfg.data_dir();
         std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+        let tmp = self.cfg.tmp_dir();
+        std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         let mut cmd = Command::new(find_binary("mariadb-install-db")?);
         cmd.arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
+            .env("TMPDIR", &tmp)
             .arg("--auth-root-authentication-method=normal")
             .arg("--skip-test-db")
             .stdin(Stdio::null())
@@ -226,12 +248,26 @@ impl Mysqld {
         tracing::info!(datadir = %data.display(), "running mariadb-install-db");
         let out = cmd.output().await.context("running mariadb-install-db")?;
         if !out.status.success() {
-            let mut msg = String::from_utf8_lossy(&out.stderr).into_owned();
-            msg.push_str(&String::from_utf8_lossy(&out.stdout));
+            // The cause is in the bootstrap server's lines; the rest is a
+            // long generic advice text.
+            let text = format!(
+                "{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let cause: Vec<&str> = text
+                .lines()
+                .filter(|l| {
+                    let l = l.to_ascii_lowercase();
+                    l.contains("error") || l.contains("failed") || l.contains("warning")
+                })
+                .take(20)
+                .collect();
             bail!(
-                "mariadb-install-db failed ({}): {}",
+                "mariadb-install-db into {} failed ({}): {}",
+                data.display(),
                 out.status,
-                tail_lines(&msg, 30)
+                cause.join("\n")
             );
         }
         Ok(())
@@ -287,6 +323,7 @@ impl Mysqld {
             ("socket", c.socket_path().display().to_string()),
             ("pid-file", c.pid_path().display().to_string()),
             ("log-error", c.error_log_path().display().to_string()),
+            ("tmpdir", c.tmp_dir().display().to_string()),
             ("port", c.port.to_string()),
             ("bind-address", c.bind_address.clone()),
             ("server_id", c.server_id.to_string()),
@@ -298,6 +335,9 @@ impl Mysqld {
             ("log_slave_updates", "1".into()),
             ("read_only", "1".into()),
             ("skip-slave-start", "1".into()),
+            // A replica notices a silently dead source this fast (heartbeats
+            // come every 2 s, see replication.rs).
+            ("slave_net_timeout", "10".into()),
             ("innodb_buffer_pool_size", format!("{}M", c.buffer_pool_mb)),
             ("max_allowed_packet", "64M".into()),
             ("skip-name-resolve", "1".into()),
@@ -332,12 +372,15 @@ impl Mysqld {
         }
         self.child = None;
         self.write_config()?;
+        let tmp = self.cfg.tmp_dir();
+        std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         self.stop_orphan().await;
         let log_offset = std::fs::metadata(self.cfg.error_log_path())
             .map(|m| m.len())
             .unwrap_or(0);
         let child = Command::new(find_binary("mariadbd")?)
             .arg(format!("--defaults-file={}", self.cfg.cnf_path().display()))
+            .env("TMPDIR", &tmp)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -433,18 +476,8 @@ impl Mysqld {
         Ok(())
     }
 
-    fn dba_opts(&self) -> mysql_async::OptsBuilder {
-        let c = &self.cfg.credentials;
-        mysql_async::OptsBuilder::default()
-            .ip_or_hostname("127.0.0.1")
-            .tcp_port(self.cfg.port)
-            .user(Some(c.dba_user.clone()))
-            .pass(Some(c.dba_password.clone()))
-            .prefer_socket(false)
-    }
-
     async fn dba_conn_raw(&self) -> Result<mysql_async::Conn, mysql_async::Error> {
-        mysql_async::Conn::new(self.dba_opts()).await
+        mysql_async::Conn::new(self.cfg.dba_opts(None)).await
     }
 
     /// A connection as the dba user over TCP to 127.0.0.1:port.
@@ -456,7 +489,7 @@ impl Mysqld {
 
     /// A pool of dba connections over TCP to 127.0.0.1:port.
     pub fn dba_pool(&self) -> mysql_async::Pool {
-        mysql_async::Pool::new(self.dba_opts())
+        mysql_async::Pool::new(self.cfg.dba_opts(None))
     }
 
     /// The last lines error.log gained since `offset`, or its last lines when

@@ -39,3 +39,55 @@ pub fn init_tracing() {
         .with_test_writer()
         .try_init();
 }
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tessera_tablet::{AgentClient, TabletAgent, TabletConfig};
+use tessera_topo::{KeyRange, Keyspace, LocalStore, Shard, TabletAlias, Topo};
+
+/// A topology in `dir` holding keyspace `ks` with the one unsharded shard `0`.
+pub async fn topo_with_shard(dir: &Path, ks: &str) -> Topo {
+    let store = LocalStore::open(&dir.join("topo.redb")).expect("open local topo");
+    let topo = Topo::new(Arc::new(store));
+    topo.create_keyspace(&Keyspace {
+        name: ks.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    topo.create_shard(&Shard {
+        keyspace: ks.into(),
+        name: "0".into(),
+        key_range: KeyRange::default(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    topo
+}
+
+/// A tablet config for shard `0` of `ks` with fresh ports under `dir`.
+pub fn tablet_config(dir: &Path, ks: &str, uid: u32) -> TabletConfig {
+    TabletConfig::local(
+        dir.join(format!("t{uid}")),
+        TabletAlias::new("zone1", uid),
+        ks,
+        "0",
+        free_port(),
+        0,
+    )
+}
+
+pub async fn start_agent(cfg: TabletConfig, topo: &Topo) -> (TabletAgent, AgentClient) {
+    let agent = TabletAgent::start(cfg, topo.clone())
+        .await
+        .expect("agent starts");
+    let client = AgentClient::new(&agent.agent_addr().to_string());
+    (agent, client)
+}
+
+/// Whether a process with this pid exists.
+pub fn pid_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}

@@ -1,0 +1,829 @@
+//! The tablet agent: starts its mysqld, takes the role the topology gives
+//! it, keeps its Tablet record, serves the HTTP API, and watches mysqld,
+//! restarting it when it dies.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::Mutex as StdMutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use mysql_async::Conn;
+use mysql_async::prelude::Queryable;
+use tessera_topo::{CellInfo, FORMAT_VERSION, Tablet, TabletAlias, TabletType, Topo, TopoError};
+use tokio::sync::{Mutex, watch};
+use tokio::task::JoinHandle;
+
+use crate::api::{
+    ExecuteRequest, ExecuteResult, ReplicateFrom, SchemaDefinition, TableDefinition, TabletHealth,
+};
+use crate::health;
+use crate::mysqld::{Mysqld, MysqldConfig, quote_ident};
+use crate::replication::{self, SourceAddr};
+
+/// How often the monitor looks at mysqld.
+const MONITOR_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest pause between two restarts of a mysqld that keeps dying.
+const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(10);
+/// A mysqld that stayed up this long since its last restart starts the
+/// backoff afresh when it dies again.
+const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(60);
+/// Bound on connecting to and probing mysqld, so a hung server cannot hang
+/// the agent.
+const SQL_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct TabletConfig {
+    pub alias: TabletAlias,
+    pub keyspace: String,
+    pub shard: String,
+    /// replica or rdonly; a tablet becomes primary only by promotion.
+    pub initial_type: TabletType,
+    pub mysqld: MysqldConfig,
+    /// mysqld's host as gates and replicas should reach it.
+    pub mysql_host: String,
+    pub agent_listen: SocketAddr,
+    pub hostname: String,
+}
+
+impl TabletConfig {
+    /// A tablet on this machine with defaults: replica, everything on
+    /// 127.0.0.1, the keyspace's name as the database, `alias.uid` as
+    /// server_id (1 when the uid is 0). `agent_port` 0 picks a free port.
+    pub fn local(
+        root_dir: impl Into<PathBuf>,
+        alias: TabletAlias,
+        keyspace: &str,
+        shard: &str,
+        mysql_port: u16,
+        agent_port: u16,
+    ) -> Self {
+        let server_id = alias.uid.max(1);
+        Self {
+            mysqld: MysqldConfig::new(root_dir, mysql_port, server_id, keyspace),
+            alias,
+            keyspace: keyspace.to_string(),
+            shard: shard.to_string(),
+            initial_type: TabletType::Replica,
+            mysql_host: "127.0.0.1".into(),
+            agent_listen: SocketAddr::from(([127, 0, 0, 1], agent_port)),
+            hostname: "localhost".into(),
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.keyspace.is_empty() || self.shard.is_empty() {
+            anyhow::bail!("tablet {} needs a keyspace and a shard", self.alias);
+        }
+        if !matches!(self.initial_type, TabletType::Replica | TabletType::Rdonly) {
+            anyhow::bail!(
+                "initial tablet type must be replica or rdonly, not {} (a tablet becomes primary only by promotion)",
+                self.initial_type
+            );
+        }
+        if self.mysql_host.is_empty() {
+            anyhow::bail!("tablet {} needs a mysql_host to advertise", self.alias);
+        }
+        self.mysqld.validate()
+    }
+}
+
+/// The role the agent keeps mysqld in; re-applied after every restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Role {
+    pub tablet_type: TabletType,
+    /// The source a replica pulls from; None for a primary or a tablet that
+    /// has no primary yet.
+    pub source: Option<SourceAddr>,
+    pub read_only: bool,
+}
+
+/// A failed agent operation, by whose fault.
+#[derive(Debug)]
+pub enum OpError {
+    /// The request cannot be carried out as asked.
+    BadRequest(String),
+    /// The agent or mysqld failed.
+    Failed(anyhow::Error),
+}
+
+impl From<anyhow::Error> for OpError {
+    fn from(e: anyhow::Error) -> Self {
+        OpError::Failed(e)
+    }
+}
+
+impl std::fmt::Display for OpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpError::BadRequest(m) => f.write_str(m),
+            OpError::Failed(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+pub type OpResult<T> = Result<T, OpError>;
+
+/// State shared by the agent's API handlers and its monitor.
+pub(crate) struct Shared {
+    pub cfg: TabletConfig,
+    pub topo: Topo,
+    pub mysqld: Mutex<Mysqld>,
+    pub role: StdMutex<Role>,
+    /// Serialises role changes with each other and with restarts.
+    pub ops: Mutex<()>,
+    pub agent_addr: SocketAddr,
+    pub stopping: AtomicBool,
+}
+
+impl Shared {
+    fn role(&self) -> Role {
+        self.role.lock().expect("role lock").clone()
+    }
+
+    fn set_role(&self, role: Role) {
+        *self.role.lock().expect("role lock") = role;
+    }
+
+    pub async fn conn(&self, db: Option<&str>) -> anyhow::Result<Conn> {
+        let opts = self.cfg.mysqld.dba_opts(db);
+        match tokio::time::timeout(SQL_TIMEOUT, Conn::new(opts)).await {
+            Ok(r) => r.with_context(|| {
+                format!(
+                    "connecting as dba to mysqld on port {}",
+                    self.cfg.mysqld.port
+                )
+            }),
+            Err(_) => anyhow::bail!(
+                "mysqld on port {} did not accept a connection within {}s",
+                self.cfg.mysqld.port,
+                SQL_TIMEOUT.as_secs()
+            ),
+        }
+    }
+
+    /// Puts mysqld in the role the agent holds for it.
+    async fn apply_role(&self) -> anyhow::Result<()> {
+        let role = self.role();
+        let mut conn = self.conn(None).await?;
+        match (&role.tablet_type, &role.source) {
+            (TabletType::Primary, _) => {
+                replication::reset_replication(&mut conn).await?;
+                replication::set_read_only(&mut conn, role.read_only).await?;
+            }
+            (_, Some(source)) => {
+                replication::set_read_only(&mut conn, true).await?;
+                replication::replicate_from(&mut conn, source, &self.cfg.mysqld.credentials)
+                    .await?;
+            }
+            (_, None) => replication::set_read_only(&mut conn, true).await?,
+        }
+        let _ = conn.disconnect().await;
+        Ok(())
+    }
+
+    /// A fresh look at mysqld.
+    pub async fn health(&self) -> TabletHealth {
+        let role = self.role();
+        let mut health = TabletHealth {
+            alias: self.cfg.alias.clone(),
+            keyspace: self.cfg.keyspace.clone(),
+            shard: self.cfg.shard.clone(),
+            tablet_type: role.tablet_type,
+            serving: false,
+            mysqld_running: false,
+            read_only: true,
+            replication: None,
+            gtid_binlog_pos: String::new(),
+            gtid_slave_pos: String::new(),
+            gtid_current_pos: String::new(),
+            error: None,
+        };
+        // The monitor holds the lock while it restarts mysqld: not running.
+        health.mysqld_running = match self.mysqld.try_lock() {
+            Ok(mut m) => m.is_running(),
+            Err(_) => false,
+        };
+        if !health.mysqld_running {
+            health.error = Some("mysqld is not running".into());
+            return health;
+        }
+        let probe = async {
+            let mut conn = self.conn(None).await?;
+            let p = health::probe(&mut conn).await;
+            let _ = conn.disconnect().await;
+            p
+        };
+        let probe = match tokio::time::timeout(SQL_TIMEOUT, probe).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                health.error = Some(format!("mysqld does not answer: {e:#}"));
+                return health;
+            }
+            Err(_) => {
+                health.error = Some("mysqld did not answer the health probe in time".into());
+                return health;
+            }
+        };
+        let (serving, error) = health::judge(role.tablet_type, &probe);
+        health.serving = serving;
+        health.error = error;
+        health.read_only = probe.state.read_only;
+        health.replication = probe.replication;
+        health.gtid_binlog_pos = probe.state.gtid_binlog_pos;
+        health.gtid_slave_pos = probe.state.gtid_slave_pos;
+        health.gtid_current_pos = probe.state.gtid_current_pos;
+        health
+    }
+
+    async fn update_record(
+        &self,
+        tablet_type: TabletType,
+        primary_term: Option<u64>,
+    ) -> anyhow::Result<()> {
+        self.topo
+            .update_tablet(&self.cfg.alias, |t| {
+                t.tablet_type = tablet_type;
+                if let Some(term) = primary_term {
+                    t.primary_term = term;
+                }
+                Ok(())
+            })
+            .await
+            .with_context(|| format!("updating the Tablet record of {}", self.cfg.alias))?;
+        Ok(())
+    }
+
+    pub async fn op_set_read_only(&self, read_only: bool) -> OpResult<TabletHealth> {
+        let _ops = self.ops.lock().await;
+        let mut conn = self.conn(None).await?;
+        replication::set_read_only(&mut conn, read_only).await?;
+        let _ = conn.disconnect().await;
+        self.role.lock().expect("role lock").read_only = read_only;
+        tracing::info!(alias = %self.cfg.alias, read_only, "read_only set");
+        Ok(self.health().await)
+    }
+
+    pub async fn op_replicate_from(&self, req: ReplicateFrom) -> OpResult<TabletHealth> {
+        if req.primary_alias == self.cfg.alias {
+            return Err(OpError::BadRequest(format!(
+                "tablet {} cannot replicate from itself",
+                self.cfg.alias
+            )));
+        }
+        if req.host.is_empty() || req.port == 0 {
+            return Err(OpError::BadRequest(format!(
+                "bad source address {:?}:{}",
+                req.host, req.port
+            )));
+        }
+        if req.tablet_type == Some(TabletType::Primary) {
+            return Err(OpError::BadRequest(
+                "a replicating tablet cannot be of type primary".into(),
+            ));
+        }
+        let _ops = self.ops.lock().await;
+        let current = self.role();
+        let tablet_type = match (req.tablet_type, current.tablet_type) {
+            (Some(t), _) => t,
+            (None, TabletType::Primary) => TabletType::Replica,
+            (None, t) => t,
+        };
+        let source = SourceAddr {
+            host: req.host.clone(),
+            port: req.port,
+        };
+        let mut conn = self.conn(None).await?;
+        // Fence writes before anything else: this may be a demoted primary.
+        replication::set_read_only(&mut conn, true).await?;
+        replication::replicate_from(&mut conn, &source, &self.cfg.mysqld.credentials).await?;
+        let _ = conn.disconnect().await;
+        self.set_role(Role {
+            tablet_type,
+            source: Some(source),
+            read_only: true,
+        });
+        self.update_record(tablet_type, None).await?;
+        tracing::info!(alias = %self.cfg.alias, primary = %req.primary_alias,
+            host = %req.host, port = req.port, %tablet_type, "replicating");
+        Ok(self.health().await)
+    }
+
+    pub async fn op_promote(&self, primary_term: u64) -> OpResult<TabletHealth> {
+        let _ops = self.ops.lock().await;
+        let recorded = self
+            .topo
+            .get_tablet(&self.cfg.alias)
+            .await
+            .context("reading the Tablet record")?
+            .map(|(t, _)| t.primary_term)
+            .unwrap_or(0);
+        if primary_term < recorded {
+            return Err(OpError::BadRequest(format!(
+                "stale primary term {primary_term}: tablet {} was already primary in term {recorded}",
+                self.cfg.alias
+            )));
+        }
+        let mut conn = self.conn(None).await?;
+        replication::reset_replication(&mut conn).await?;
+        replication::set_read_only(&mut conn, false).await?;
+        let _ = conn.disconnect().await;
+        self.set_role(Role {
+            tablet_type: TabletType::Primary,
+            source: None,
+            read_only: false,
+        });
+        self.update_record(TabletType::Primary, Some(primary_term))
+            .await?;
+        tracing::info!(alias = %self.cfg.alias, primary_term, "promoted to primary");
+        Ok(self.health().await)
+    }
+
+    pub async fn op_change_type(&self, tablet_type: TabletType) -> OpResult<TabletHealth> {
+        let _ops = self.ops.lock().await;
+        let current = self.role();
+        if tablet_type == TabletType::Primary {
+            return Err(OpError::BadRequest(
+                "use /promote to make a tablet primary".into(),
+            ));
+        }
+        if current.tablet_type == TabletType::Primary {
+            return Err(OpError::BadRequest(
+                "tablet is primary: use /replicate-from to demote it".into(),
+            ));
+        }
+        self.role.lock().expect("role lock").tablet_type = tablet_type;
+        self.update_record(tablet_type, None).await?;
+        tracing::info!(alias = %self.cfg.alias, from = %current.tablet_type, to = %tablet_type, "type changed");
+        Ok(self.health().await)
+    }
+
+    pub async fn op_execute(&self, req: ExecuteRequest) -> OpResult<ExecuteResult> {
+        if req.sql.trim().is_empty() {
+            return Err(OpError::BadRequest("empty SQL".into()));
+        }
+        let db = req.db.as_deref().unwrap_or(&self.cfg.mysqld.database);
+        let mut conn = match self.conn(Some(db)).await {
+            Ok(c) => c,
+            Err(e) => return Err(sql_error(e)),
+        };
+        if req.skip_binlog {
+            conn.query_drop("SET SESSION sql_log_bin = 0")
+                .await
+                .context("SET sql_log_bin = 0")?;
+        }
+        let out = run_text_query(&mut conn, &req.sql).await;
+        let _ = conn.disconnect().await;
+        out.map_err(sql_error)
+    }
+
+    pub async fn op_schema(&self, db: Option<String>) -> OpResult<SchemaDefinition> {
+        let db = db.unwrap_or_else(|| self.cfg.mysqld.database.clone());
+        let mut conn = self.conn(None).await?;
+        let exists: Option<String> = conn
+            .exec_first(
+                "SELECT schema_name FROM information_schema.schemata WHERE schema_name = ?",
+                (&db,),
+            )
+            .await
+            .context("looking up the database")?;
+        if exists.is_none() {
+            return Err(OpError::BadRequest(format!(
+                "database {db:?} does not exist"
+            )));
+        }
+        let tables: Vec<(String, String)> = conn
+            .exec(
+                "SELECT table_name, table_type FROM information_schema.tables \
+                 WHERE table_schema = ? ORDER BY table_name",
+                (&db,),
+            )
+            .await
+            .context("listing tables")?;
+        // From inside the database, SHOW CREATE names views unqualified.
+        conn.query_drop(format!("USE {}", quote_ident(&db)))
+            .await
+            .context("switching to the database")?;
+        let mut defs = Vec::with_capacity(tables.len());
+        for (name, table_type) in tables {
+            let row: Option<mysql_async::Row> = conn
+                .query_first(format!("SHOW CREATE TABLE {}", quote_ident(&name)))
+                .await
+                .with_context(|| format!("SHOW CREATE TABLE {name}"))?;
+            let create_statement = row
+                .and_then(|r| r.get_opt::<String, _>(1).and_then(|v| v.ok()))
+                .unwrap_or_default();
+            defs.push(TableDefinition {
+                name,
+                table_type,
+                create_statement,
+            });
+        }
+        let _ = conn.disconnect().await;
+        Ok(SchemaDefinition {
+            database: db,
+            tables: defs,
+        })
+    }
+}
+
+/// MariaDB's own refusals (syntax, unknown table, read-only) are the
+/// caller's to fix; anything else is the agent's failure.
+fn sql_error(e: anyhow::Error) -> OpError {
+    match e.downcast_ref::<mysql_async::Error>() {
+        Some(mysql_async::Error::Server(s)) => OpError::BadRequest(format!(
+            "MariaDB error {} ({}): {}",
+            s.code, s.state, s.message
+        )),
+        _ => OpError::Failed(e),
+    }
+}
+
+/// Runs possibly several statements over the text protocol. The columns and
+/// rows are those of the last statement that returned rows; rows_affected
+/// adds up over all statements.
+async fn run_text_query(conn: &mut Conn, sql: &str) -> anyhow::Result<ExecuteResult> {
+    let mut out = ExecuteResult {
+        columns: Vec::new(),
+        rows: Vec::new(),
+        rows_affected: 0,
+    };
+    let mut result = conn.query_iter(sql).await?;
+    while !result.is_empty() {
+        let columns: Vec<String> = result
+            .columns_ref()
+            .iter()
+            .map(|c| c.name_str().into_owned())
+            .collect();
+        // A row set carries no affected count; the connection still holds
+        // the previous statement's, which must not be counted twice.
+        if columns.is_empty() {
+            out.rows_affected += result.affected_rows();
+        }
+        let rows: Vec<mysql_async::Row> = result.collect().await?;
+        if !columns.is_empty() {
+            out.columns = columns;
+            out.rows = rows.into_iter().map(row_as_text).collect();
+        }
+    }
+    Ok(out)
+}
+
+fn row_as_text(row: mysql_async::Row) -> Vec<Option<String>> {
+    row.unwrap()
+        .into_iter()
+        .map(|v| match v {
+            mysql_async::Value::NULL => None,
+            mysql_async::Value::Bytes(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+            mysql_async::Value::Int(i) => Some(i.to_string()),
+            mysql_async::Value::UInt(u) => Some(u.to_string()),
+            mysql_async::Value::Float(f) => Some(f.to_string()),
+            mysql_async::Value::Double(d) => Some(d.to_string()),
+            // Dates and times only come over the binary protocol; render
+            // them as SQL would, without the quotes.
+            other => Some(other.as_sql(true).trim_matches('\'').to_string()),
+        })
+        .collect()
+}
+
+pub struct TabletAgent {
+    shared: Arc<Shared>,
+    stop_tx: watch::Sender<bool>,
+    monitor: Option<JoinHandle<()>>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl TabletAgent {
+    /// Initialises the datadir if needed, starts mysqld, takes the role the
+    /// topology gives this tablet, writes its Tablet record, serves the HTTP
+    /// API and starts the monitor. Returns once mysqld answers and the API
+    /// is up.
+    pub async fn start(cfg: TabletConfig, topo: Topo) -> anyhow::Result<TabletAgent> {
+        cfg.validate()?;
+        let listener = tokio::net::TcpListener::bind(cfg.agent_listen)
+            .await
+            .with_context(|| format!("binding the agent API on {}", cfg.agent_listen))?;
+        let bound = listener.local_addr()?;
+        let agent_addr = if bound.ip().is_unspecified() {
+            format!("{}:{}", cfg.mysql_host, bound.port())
+                .parse()
+                .unwrap_or(bound)
+        } else {
+            bound
+        };
+
+        let mut mysqld = Mysqld::new(cfg.mysqld.clone());
+        mysqld.init_if_needed().await?;
+        mysqld.start().await?;
+
+        let (role, record) = initial_role(&cfg, &topo, agent_addr).await?;
+        let shared = Arc::new(Shared {
+            cfg,
+            topo,
+            mysqld: Mutex::new(mysqld),
+            role: StdMutex::new(role.clone()),
+            ops: Mutex::new(()),
+            agent_addr,
+            stopping: AtomicBool::new(false),
+        });
+        shared
+            .apply_role()
+            .await
+            .context("putting mysqld in its role")?;
+        ensure_cell(&shared.topo, &shared.cfg.alias.cell).await?;
+        shared
+            .topo
+            .put_tablet(&record)
+            .await
+            .context("writing the Tablet record")?;
+        tracing::info!(alias = %shared.cfg.alias, tablet_type = %role.tablet_type,
+            agent = %agent_addr, mysql_port = shared.cfg.mysqld.port, "tablet agent started");
+
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let server = tokio::spawn(crate::http::serve(
+            listener,
+            shared.clone(),
+            stop_rx.clone(),
+        ));
+        let monitor = tokio::spawn(monitor(shared.clone(), stop_rx));
+        Ok(TabletAgent {
+            shared,
+            stop_tx,
+            monitor: Some(monitor),
+            server: Some(server),
+        })
+    }
+
+    /// The agent's API address (`host:port`), as written in its record.
+    pub fn agent_addr(&self) -> SocketAddr {
+        self.shared.agent_addr
+    }
+
+    pub fn config(&self) -> &TabletConfig {
+        &self.shared.cfg
+    }
+
+    pub fn alias(&self) -> &TabletAlias {
+        &self.shared.cfg.alias
+    }
+
+    pub fn mysql_port(&self) -> u16 {
+        self.shared.cfg.mysqld.port
+    }
+
+    /// The mariadbd child's pid, None while it is down or restarting.
+    pub async fn mysqld_pid(&self) -> Option<u32> {
+        let mut m = self.shared.mysqld.try_lock().ok()?;
+        if m.is_running() { m.pid() } else { None }
+    }
+
+    pub async fn health(&self) -> TabletHealth {
+        self.shared.health().await
+    }
+
+    /// Stops the monitor and the API, then mysqld, cleanly. The Tablet
+    /// record stays.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        let _ = self.stop_tx.send(true);
+        if let Some(m) = self.monitor.take() {
+            let _ = m.await;
+        }
+        if let Some(s) = self.server.take() {
+            let abort = s.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), s)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+        let _ops = self.shared.ops.lock().await;
+        self.shared.mysqld.lock().await.stop().await?;
+        tracing::info!(alias = %self.shared.cfg.alias, "tablet agent stopped");
+        Ok(())
+    }
+}
+
+impl Drop for TabletAgent {
+    fn drop(&mut self) {
+        // Without this the tasks would keep `Shared`, and so mysqld, alive
+        // after an agent dropped without shutdown (a failing test).
+        for task in [self.monitor.take(), self.server.take()]
+            .into_iter()
+            .flatten()
+        {
+            task.abort();
+        }
+    }
+}
+
+/// The role and record a starting tablet takes from the topology, so that a
+/// restarted cluster resumes by itself.
+async fn initial_role(
+    cfg: &TabletConfig,
+    topo: &Topo,
+    agent_addr: SocketAddr,
+) -> anyhow::Result<(Role, Tablet)> {
+    let shard = topo
+        .get_shard(&cfg.keyspace, &cfg.shard)
+        .await
+        .context("reading the Shard record")?
+        .map(|(s, _)| s);
+    if shard.is_none() {
+        tracing::warn!(keyspace = %cfg.keyspace, shard = %cfg.shard,
+            "no Shard record: starting without a primary");
+    }
+    let existing = topo
+        .get_tablet(&cfg.alias)
+        .await
+        .context("reading this tablet's record")?
+        .map(|(t, _)| t);
+    let non_primary_type = match existing.as_ref().map(|t| t.tablet_type) {
+        Some(TabletType::Primary) | None => cfg.initial_type,
+        Some(t) => t,
+    };
+    let primary = shard.as_ref().and_then(|s| s.primary_alias.clone());
+    let mut primary_term = existing.as_ref().map(|t| t.primary_term).unwrap_or(0);
+    let role = match primary {
+        Some(p) if p == cfg.alias => {
+            primary_term = shard
+                .as_ref()
+                .map(|s| s.primary_term)
+                .unwrap_or(primary_term);
+            Role {
+                tablet_type: TabletType::Primary,
+                source: None,
+                read_only: false,
+            }
+        }
+        Some(p) => {
+            let source = topo
+                .get_tablet(&p)
+                .await
+                .context("reading the primary's Tablet record")?
+                .map(|(t, _)| SourceAddr {
+                    host: t.mysql_host,
+                    port: t.mysql_port,
+                });
+            if source.is_none() {
+                tracing::warn!(primary = %p, "the shard's primary has no Tablet record: not replicating");
+            }
+            Role {
+                tablet_type: non_primary_type,
+                source,
+                read_only: true,
+            }
+        }
+        None => Role {
+            tablet_type: non_primary_type,
+            source: None,
+            read_only: true,
+        },
+    };
+    let record = Tablet {
+        format: FORMAT_VERSION,
+        alias: cfg.alias.clone(),
+        hostname: cfg.hostname.clone(),
+        keyspace: cfg.keyspace.clone(),
+        shard: cfg.shard.clone(),
+        tablet_type: role.tablet_type,
+        mysql_host: cfg.mysql_host.clone(),
+        mysql_port: cfg.mysqld.port,
+        agent_addr: agent_addr.to_string(),
+        db_name: cfg.mysqld.database.clone(),
+        primary_term,
+        needs_reseed: existing.map(|t| t.needs_reseed).unwrap_or(false),
+    };
+    Ok((role, record))
+}
+
+/// Tablets are listed per known cell, so a tablet of an unknown cell would be
+/// invisible: register the cell when nobody has.
+async fn ensure_cell(topo: &Topo, cell: &str) -> anyhow::Result<()> {
+    if topo.get_cell(cell).await?.is_some() {
+        return Ok(());
+    }
+    let info = CellInfo {
+        format: FORMAT_VERSION,
+        name: cell.to_string(),
+        ..Default::default()
+    };
+    match topo.create_cell(&info).await {
+        Ok(()) | Err(TopoError::AlreadyExists(_)) => Ok(()),
+        Err(e) => Err(e).context("registering the tablet's cell"),
+    }
+}
+
+fn restart_backoff(attempt: u32) -> Duration {
+    Duration::from_secs(1u64 << attempt.min(4)).min(MAX_RESTART_BACKOFF)
+}
+
+/// Watches mysqld every second: restarts it with backoff when it died and
+/// puts it back in its role; logs changes of health.
+async fn monitor(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut attempt = 0u32;
+    let mut last_restart: Option<Instant> = None;
+    let mut last_seen: Option<(bool, Option<String>)> = None;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(MONITOR_INTERVAL) => {}
+        }
+        if shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let died = {
+            let mut m = shared.mysqld.lock().await;
+            if m.is_running() {
+                None
+            } else {
+                Some(m.exit_status())
+            }
+        };
+        if let Some(status) = died {
+            if last_restart.is_some_and(|t| t.elapsed() > BACKOFF_RESET_AFTER) {
+                attempt = 0;
+            }
+            let delay = restart_backoff(attempt);
+            attempt += 1;
+            let status = status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "unknown".into());
+            tracing::warn!(alias = %shared.cfg.alias, %status, ?delay, attempt,
+                "mysqld died; restarting it");
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            let _ops = shared.ops.lock().await;
+            let started = shared.mysqld.lock().await.start().await;
+            last_restart = Some(Instant::now());
+            match started {
+                Ok(()) => match shared.apply_role().await {
+                    Ok(()) => {
+                        tracing::info!(alias = %shared.cfg.alias, "mysqld restarted and back in its role")
+                    }
+                    Err(e) => tracing::error!(alias = %shared.cfg.alias, error = %format!("{e:#}"),
+                        "mysqld restarted but its role could not be re-applied"),
+                },
+                Err(e) => tracing::error!(alias = %shared.cfg.alias, error = %format!("{e:#}"),
+                    "restarting mysqld failed"),
+            }
+            continue;
+        }
+        let health = shared.health().await;
+        let seen = (health.serving, health.error.clone());
+        if last_seen.as_ref() != Some(&seen) {
+            if health.serving {
+                tracing::info!(alias = %shared.cfg.alias, tablet_type = %health.tablet_type, "tablet serving");
+            } else {
+                tracing::warn!(alias = %shared.cfg.alias, tablet_type = %health.tablet_type,
+                    reason = health.error.as_deref().unwrap_or(""), "tablet not serving");
+            }
+            last_seen = Some(seen);
+        }
+    }
+}
+
+/// Runs one tablet until ctrl-c or SIGTERM, then shuts it down cleanly.
+pub async fn run_tablet_process(cfg: TabletConfig, topo: Topo) -> anyhow::Result<()> {
+    let agent = TabletAgent::start(cfg, topo).await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for ctrl-c")?,
+        _ = term.recv() => {}
+    }
+    tracing::info!(alias = %agent.alias(), "shutting down");
+    agent.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_ten_seconds() {
+        let secs: Vec<u64> = (0..6).map(|a| restart_backoff(a).as_secs()).collect();
+        assert_eq!(secs, vec![1, 2, 4, 8, 10, 10]);
+    }
+
+    #[test]
+    fn local_config_defaults() {
+        let cfg = TabletConfig::local("/tmp/t", TabletAlias::new("zone1", 100), "ks", "0", 3400, 0);
+        assert_eq!(cfg.mysqld.server_id, 100);
+        assert_eq!(cfg.mysqld.database, "ks");
+        assert!(cfg.validate().is_ok());
+        let mut bad = cfg.clone();
+        bad.initial_type = TabletType::Primary;
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("promotion")
+        );
+    }
+}

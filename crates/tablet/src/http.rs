@@ -1,0 +1,141 @@
+//! The agent's HTTP API (paths and bodies in `api.rs`), served with axum.
+//! Every failure answers with an `ApiError` JSON body: 400 for requests that
+//! cannot be carried out as asked (including MariaDB's refusals of SQL sent
+//! to /execute), 500 when the agent or mysqld failed.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use crate::agent::{OpError, Shared};
+use crate::api::{
+    ApiError, ChangeType, ExecuteRequest, ExecuteResult, Promote, ReplicateFrom, SchemaDefinition,
+    SetReadOnly, TabletHealth,
+};
+
+struct Failure(StatusCode, String);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        (self.0, Json(ApiError { error: self.1 })).into_response()
+    }
+}
+
+impl From<OpError> for Failure {
+    fn from(e: OpError) -> Self {
+        match e {
+            OpError::BadRequest(m) => Failure(StatusCode::BAD_REQUEST, m),
+            OpError::Failed(e) => Failure(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
+        }
+    }
+}
+
+impl From<JsonRejection> for Failure {
+    fn from(e: JsonRejection) -> Self {
+        Failure(
+            StatusCode::BAD_REQUEST,
+            format!("bad request body: {}", e.body_text()),
+        )
+    }
+}
+
+impl From<QueryRejection> for Failure {
+    fn from(e: QueryRejection) -> Self {
+        Failure(
+            StatusCode::BAD_REQUEST,
+            format!("bad query string: {}", e.body_text()),
+        )
+    }
+}
+
+type Answer<T> = Result<Json<T>, Failure>;
+type Body<T> = Result<Json<T>, JsonRejection>;
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/set-read-only", post(set_read_only))
+        .route("/replicate-from", post(replicate_from))
+        .route("/promote", post(promote))
+        .route("/change-type", post(change_type))
+        .route("/execute", post(execute))
+        .route("/schema", get(schema))
+        .fallback(|| async { Failure(StatusCode::NOT_FOUND, "no such agent endpoint".into()) })
+        .with_state(shared)
+}
+
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let app = router(shared);
+    let shutdown = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::error!(error = %e, "agent HTTP server failed");
+    }
+}
+
+async fn health(State(s): State<Arc<Shared>>) -> Json<TabletHealth> {
+    Json(s.health().await)
+}
+
+async fn set_read_only(
+    State(s): State<Arc<Shared>>,
+    body: Body<SetReadOnly>,
+) -> Answer<TabletHealth> {
+    let Json(req) = body?;
+    Ok(Json(s.op_set_read_only(req.read_only).await?))
+}
+
+async fn replicate_from(
+    State(s): State<Arc<Shared>>,
+    body: Body<ReplicateFrom>,
+) -> Answer<TabletHealth> {
+    let Json(req) = body?;
+    Ok(Json(s.op_replicate_from(req).await?))
+}
+
+async fn promote(State(s): State<Arc<Shared>>, body: Body<Promote>) -> Answer<TabletHealth> {
+    let Json(req) = body?;
+    Ok(Json(s.op_promote(req.primary_term).await?))
+}
+
+async fn change_type(State(s): State<Arc<Shared>>, body: Body<ChangeType>) -> Answer<TabletHealth> {
+    let Json(req) = body?;
+    Ok(Json(s.op_change_type(req.tablet_type).await?))
+}
+
+async fn execute(
+    State(s): State<Arc<Shared>>,
+    body: Body<ExecuteRequest>,
+) -> Answer<ExecuteResult> {
+    let Json(req) = body?;
+    Ok(Json(s.op_execute(req).await?))
+}
+
+#[derive(Deserialize)]
+struct SchemaQuery {
+    db: Option<String>,
+}
+
+async fn schema(
+    State(s): State<Arc<Shared>>,
+    query: Result<Query<SchemaQuery>, QueryRejection>,
+) -> Answer<SchemaDefinition> {
+    let Query(q) = query?;
+    Ok(Json(s.op_schema(q.db).await?))
+}
