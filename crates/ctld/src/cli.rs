@@ -461,7 +461,7 @@ mod tests {
         ));
         assert!(matches!(
             parse(&["apply-schema", "--sql-file", "/tmp/x.sql", "commerce"]),
-            CtlCommand::ApplySchema { sql_file: Some(p), .. } if p == PathBuf::from("/tmp/x.sql")
+            CtlCommand::ApplySchema { sql_file: Some(p), .. } if p == std::path::Path::new("/tmp/x.sql")
         ));
         assert!(matches!(
             parse(&["ApplySchema", "--sql_file=/tmp/x.sql", "commerce"]),
