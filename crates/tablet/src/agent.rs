@@ -201,11 +201,7 @@ impl Shared {
             gtid_current_pos: String::new(),
             error: None,
         };
-        // The monitor holds the lock while it restarts mysqld: not running.
-        health.mysqld_running = match self.mysqld.try_lock() {
-            Ok(mut m) => m.is_running(),
-            Err(_) => false,
-        };
+        health.mysqld_running = self.mysqld_pid().await.is_some();
         if !health.mysqld_running {
             health.error = Some("mysqld is not running".into());
             return health;
@@ -236,6 +232,16 @@ impl Shared {
         health.gtid_slave_pos = probe.state.gtid_slave_pos;
         health.gtid_current_pos = probe.state.gtid_current_pos;
         health
+    }
+
+    /// The mariadbd child's pid while it runs. The monitor holds the lock
+    /// for microseconds when it looks, but for the whole start-up when it
+    /// restarts mysqld: a lock not had quickly means not running (yet).
+    pub async fn mysqld_pid(&self) -> Option<u32> {
+        let mut m = tokio::time::timeout(Duration::from_millis(500), self.mysqld.lock())
+            .await
+            .ok()?;
+        if m.is_running() { m.pid() } else { None }
     }
 
     async fn update_record(
@@ -518,7 +524,13 @@ impl TabletAgent {
         mysqld.init_if_needed().await?;
         mysqld.start().await?;
 
-        let (role, record) = initial_role(&cfg, &topo, agent_addr).await?;
+        let (role, record) = match initial_role(&cfg, &topo, agent_addr).await {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = mysqld.stop().await;
+                return Err(e);
+            }
+        };
         let shared = Arc::new(Shared {
             cfg,
             topo,
@@ -528,16 +540,24 @@ impl TabletAgent {
             agent_addr,
             stopping: AtomicBool::new(false),
         });
-        shared
-            .apply_role()
-            .await
-            .context("putting mysqld in its role")?;
-        ensure_cell(&shared.topo, &shared.cfg.alias.cell).await?;
-        shared
-            .topo
-            .put_tablet(&record)
-            .await
-            .context("writing the Tablet record")?;
+        let registered = async {
+            shared
+                .apply_role()
+                .await
+                .context("putting mysqld in its role")?;
+            ensure_cell(&shared.topo, &shared.cfg.alias.cell).await?;
+            shared
+                .topo
+                .put_tablet(&record)
+                .await
+                .context("writing the Tablet record")?;
+            anyhow::Ok(())
+        }
+        .await;
+        if let Err(e) = registered {
+            let _ = shared.mysqld.lock().await.stop().await;
+            return Err(e);
+        }
         tracing::info!(alias = %shared.cfg.alias, tablet_type = %role.tablet_type,
             agent = %agent_addr, mysql_port = shared.cfg.mysqld.port, "tablet agent started");
 
@@ -575,8 +595,7 @@ impl TabletAgent {
 
     /// The mariadbd child's pid, None while it is down or restarting.
     pub async fn mysqld_pid(&self) -> Option<u32> {
-        let mut m = self.shared.mysqld.try_lock().ok()?;
-        if m.is_running() { m.pid() } else { None }
+        self.shared.mysqld_pid().await
     }
 
     pub async fn health(&self) -> TabletHealth {
