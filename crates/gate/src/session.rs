@@ -1,0 +1,966 @@
+//! One client session: authenticates the client, then serves its commands,
+//! forwarding each to a backend connection of the tablet its target routes to
+//! and relaying the response bytes unchanged. Keeps what a pooled connection
+//! cannot carry: reserved ("pinned") connections, open transactions, the
+//! session's prepared statements and the last insert id.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tessera_sql::{Flags, StatementKind};
+use tessera_topo::TabletType;
+use tessera_wire::protocol::command::*;
+use tessera_wire::{
+    BackendError, CapabilityFlags, ClientHandshake, ClientStream, ColumnSpec, ErrInfo,
+    HandshakeError, PacketConn, RelayError, ResponseSummary, ServerAuthConfig, StatusFlags,
+};
+use tokio::net::TcpStream;
+
+use crate::Shared;
+use crate::counted::Counted;
+use crate::metrics::CommandKind;
+use crate::pool::{Flavour, Lease, PoolError, PooledConn, backend_error_text};
+use crate::target::Target;
+use crate::topology::RouteError;
+
+type ClientConn = PacketConn<Counted<ClientStream>>;
+
+/// Statement traits that leave state on the connection a pool cannot carry
+/// to another session, so the session keeps the connection to itself.
+fn needs_reservation(flags: Flags) -> bool {
+    flags.intersects(
+        Flags::USER_VARIABLES
+            | Flags::SESSION_SET
+            | Flags::TEMPORARY_TABLE
+            | Flags::GET_LOCK
+            | Flags::LOCK_TABLES
+            | Flags::SQL_PREPARE
+            | Flags::FOUND_ROWS
+            | Flags::SESSION_STATE,
+    )
+}
+
+/// A backend connection the session keeps across statements.
+struct PinnedConn {
+    keyspace: Arc<str>,
+    shard: Arc<str>,
+    tablet_type: TabletType,
+    lease: Lease,
+    /// The last response left a transaction open (or autocommit off).
+    in_tx: bool,
+    /// Session state lives on the connection until the session resets.
+    reserved: bool,
+}
+
+/// Which connection a command runs on.
+enum Slot {
+    Pinned(usize),
+    Lent {
+        lease: Lease,
+        keyspace: Arc<str>,
+        shard: Arc<str>,
+        tablet_type: TabletType,
+    },
+}
+
+/// A statement prepared by the client, under the gate's own id.
+struct PreparedStmt {
+    sql: Arc<str>,
+    num_params: u16,
+    flags: Flags,
+    kind: StatementKind,
+    /// Two bytes per parameter, as last bound by the client.
+    param_types: Vec<u8>,
+    /// COM_STMT_SEND_LONG_DATA chunks waiting for the next execute.
+    long_data: Vec<(u16, Vec<u8>)>,
+}
+
+/// What a command sends to the backend.
+enum Request<'a> {
+    /// A whole command payload (command byte first), forwarded as is.
+    Raw(&'a [u8]),
+    /// A COM_QUERY whose text the gate rewrote.
+    Query(&'a [u8]),
+    /// COM_STMT_EXECUTE of one of the session's statements (payload after
+    /// the command byte).
+    Execute { stmt_id: u32, body: &'a [u8] },
+    /// COM_FIELD_LIST (payload after the command byte).
+    FieldList(&'a [u8]),
+}
+
+/// Why one attempt at a command failed.
+enum AttemptError {
+    /// The backend connection broke; it must be discarded.
+    Backend(String),
+    /// The client went away; the backend connection is still usable.
+    Client(io::Error),
+    /// The backend or client spoke nonsense; both connections are suspect.
+    Protocol(String),
+    /// Preparing the statement on this backend connection failed with a
+    /// server error, which goes to the client as it is.
+    Prepare(ErrInfo),
+    /// The client's execute packet cannot be understood.
+    BadExecute(String),
+}
+
+/// The session must end (client gone or unusable).
+struct End;
+
+pub(crate) struct Session {
+    shared: Arc<Shared>,
+    client: ClientConn,
+    peer: SocketAddr,
+    auth: ServerAuthConfig,
+    user: String,
+    caps: CapabilityFlags,
+    flavour: Flavour,
+    scramble: [u8; 20],
+    target: Option<Target>,
+    /// A handshake database that names no keyspace: reported on use, since
+    /// the handshake OK was already sent.
+    bad_database: Option<String>,
+    pinned: Vec<PinnedConn>,
+    stmts: HashMap<u32, PreparedStmt>,
+    next_stmt_id: u32,
+    last_insert_id: u64,
+    /// AUTOCOMMIT / IN_TRANS as last reported by a backend.
+    status: StatusFlags,
+    exec_buf: Vec<u8>,
+}
+
+/// Serves one accepted client connection until it ends.
+pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, connection_id: u32) {
+    let _ = stream.set_nodelay(true);
+    let auth = ServerAuthConfig {
+        server_version: shared.server_version.clone(),
+        tls: shared.tls.clone(),
+        connection_id,
+    };
+    let (conn, hs) =
+        match tessera_wire::server_handshake(stream, peer, &auth, shared.users.as_ref()).await {
+            Ok(ok) => ok,
+            Err(HandshakeError::AccessDenied { user, .. }) => {
+                shared.metrics.handshake_failures.inc();
+                tracing::info!(%peer, user, "access denied");
+                return;
+            }
+            Err(e) => {
+                shared.metrics.handshake_failures.inc();
+                tracing::debug!(%peer, "handshake failed: {e:?}");
+                return;
+            }
+        };
+    let (stream, unread) = conn.into_parts();
+    let client = PacketConn::with_read_buffer(Counted::new(stream), unread);
+    shared.metrics.client_connections.inc();
+    let _open = OpenGuard(shared.clone());
+    let mut session = Session {
+        flavour: Flavour::of_client(hs.capabilities, hs.charset),
+        caps: hs.capabilities,
+        scramble: hs.scramble,
+        user: hs.user.clone(),
+        shared,
+        client,
+        peer,
+        auth,
+        target: None,
+        bad_database: None,
+        pinned: Vec::new(),
+        stmts: HashMap::new(),
+        next_stmt_id: 1,
+        last_insert_id: 0,
+        status: StatusFlags::SERVER_STATUS_AUTOCOMMIT,
+        exec_buf: Vec::with_capacity(256),
+    };
+    session.set_handshake_target(&hs);
+    session.run().await;
+    tracing::debug!(peer = %session.peer, user = session.user, "session ended");
+}
+
+/// Decrements the open-sessions gauge however the session ends.
+struct OpenGuard(Arc<Shared>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.metrics.client_connections.dec();
+    }
+}
+
+impl Session {
+    fn set_handshake_target(&mut self, hs: &ClientHandshake) {
+        self.target = None;
+        self.bad_database = None;
+        if let Some(db) = hs.database.as_deref().filter(|d| !d.is_empty()) {
+            let table = self.shared.routing.load();
+            match Target::parse(db)
+                .map_err(|_| RouteError::UnknownDatabase(db.to_string()))
+                .and_then(|t| table.validate(&t).map(|_| t))
+            {
+                Ok(t) => self.target = Some(t),
+                Err(_) => self.bad_database = Some(db.to_string()),
+            }
+        }
+    }
+
+    async fn run(&mut self) {
+        loop {
+            let payload = match self.client.read_packet().await {
+                Ok(Some((_, payload))) => payload,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::debug!(peer = %self.peer, "client read failed: {e}");
+                    return;
+                }
+            };
+            let Some(&command) = payload.first() else {
+                tracing::debug!(peer = %self.peer, "empty command packet; closing");
+                return;
+            };
+            let result = match command {
+                COM_QUIT => return,
+                COM_QUERY => {
+                    self.shared.metrics.command(CommandKind::Query);
+                    self.com_query(&payload).await
+                }
+                COM_STMT_EXECUTE => {
+                    self.shared.metrics.command(CommandKind::Execute);
+                    self.com_stmt_execute(&payload).await
+                }
+                COM_STMT_PREPARE => {
+                    self.shared.metrics.command(CommandKind::Prepare);
+                    self.com_stmt_prepare(&payload).await
+                }
+                COM_STMT_SEND_LONG_DATA => {
+                    self.shared.metrics.command(CommandKind::LongData);
+                    self.com_stmt_send_long_data(&payload);
+                    Ok(())
+                }
+                COM_STMT_CLOSE => {
+                    self.shared.metrics.command(CommandKind::Close);
+                    if let Some(id) = read_u32(&payload[1..]) {
+                        self.stmts.remove(&id);
+                    }
+                    Ok(())
+                }
+                COM_STMT_RESET => {
+                    self.shared.metrics.command(CommandKind::Reset);
+                    self.com_stmt_reset(&payload).await
+                }
+                COM_STMT_FETCH => {
+                    self.shared.metrics.command(CommandKind::Other);
+                    self.send_error(
+                        1235,
+                        "42000",
+                        "This version of Tessera doesn't yet support 'COM_STMT_FETCH (server-side cursors)'",
+                    )
+                    .await
+                }
+                COM_PING => {
+                    self.shared.metrics.command(CommandKind::Ping);
+                    self.send_ok().await
+                }
+                COM_INIT_DB => {
+                    self.shared.metrics.command(CommandKind::InitDb);
+                    let name = String::from_utf8_lossy(&payload[1..]).into_owned();
+                    self.use_target(&name).await
+                }
+                COM_FIELD_LIST => {
+                    self.shared.metrics.command(CommandKind::FieldList);
+                    self.forward(Request::FieldList(&payload[1..]), Flags::default(), StatementKind::Other)
+                        .await
+                }
+                COM_CHANGE_USER => {
+                    self.shared.metrics.command(CommandKind::ChangeUser);
+                    self.com_change_user(payload.slice(1..)).await
+                }
+                COM_RESET_CONNECTION => {
+                    self.shared.metrics.command(CommandKind::ResetConnection);
+                    self.reset_session();
+                    self.send_ok().await
+                }
+                _ => {
+                    self.shared.metrics.command(CommandKind::Other);
+                    self.send_error(1047, "08S01", "Unknown command").await
+                }
+            };
+            if result.is_err() {
+                return;
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ answers
+
+    fn client_status(&self) -> StatusFlags {
+        let mut status = self.status
+            & (StatusFlags::SERVER_STATUS_AUTOCOMMIT | StatusFlags::SERVER_STATUS_IN_TRANS);
+        if self.pinned.iter().any(|p| p.in_tx) {
+            status |= StatusFlags::SERVER_STATUS_IN_TRANS;
+        } else {
+            status -= StatusFlags::SERVER_STATUS_IN_TRANS;
+        }
+        status
+    }
+
+    async fn send_ok(&mut self) -> Result<(), End> {
+        let packet = tessera_wire::ok_packet(self.caps, 0, 0, self.client_status(), 0, "");
+        let mut seq = 1;
+        self.client.write_packet(&mut seq, &packet);
+        self.flush_client().await
+    }
+
+    async fn send_error(&mut self, code: u16, sqlstate: &str, message: &str) -> Result<(), End> {
+        self.shared.metrics.errors.inc();
+        let packet = tessera_wire::err_packet(code, sqlstate, message);
+        let mut seq = 1;
+        self.client.write_packet(&mut seq, &packet);
+        self.flush_client().await
+    }
+
+    async fn send_gate_error(&mut self, code: u16, sqlstate: &str, message: &str) -> Result<(), End> {
+        self.shared.metrics.gate_errors.inc();
+        self.send_error(code, sqlstate, message).await
+    }
+
+    async fn send_route_error(&mut self, e: RouteError) -> Result<(), End> {
+        let (code, state, message) = e.to_mysql();
+        self.send_gate_error(code, state, &message).await
+    }
+
+    async fn flush_client(&mut self) -> Result<(), End> {
+        self.client.flush().await.map_err(|e| {
+            tracing::debug!(peer = %self.peer, "client write failed: {e}");
+            End
+        })
+    }
+
+    // ------------------------------------------------------------ targets
+
+    async fn use_target(&mut self, name: &str) -> Result<(), End> {
+        let parsed = Target::parse(name).map_err(|_| RouteError::UnknownDatabase(name.to_string()));
+        let checked = {
+            let table = self.shared.routing.load();
+            parsed.and_then(|t| table.validate(&t).map(|_| t))
+        };
+        match checked {
+            Ok(t) => {
+                self.target = Some(t);
+                self.bad_database = None;
+                self.send_ok().await
+            }
+            Err(e) => self.send_route_error(e).await,
+        }
+    }
+
+    async fn show_databases(&mut self) -> Result<(), End> {
+        let rows: Vec<Vec<Option<Vec<u8>>>> = {
+            let table = self.shared.routing.load();
+            table
+                .keyspaces
+                .keys()
+                .map(|k| vec![Some(k.as_bytes().to_vec())])
+                .collect()
+        };
+        let mut seq = 1;
+        let status = self.client_status();
+        tessera_wire::write_text_resultset(
+            &mut self.client,
+            &mut seq,
+            self.caps,
+            &[ColumnSpec::varchar("Database")],
+            &rows,
+            status,
+        );
+        self.flush_client().await
+    }
+
+    // ------------------------------------------------------------ commands
+
+    async fn com_query(&mut self, payload: &Bytes) -> Result<(), End> {
+        let sql: Cow<'_, str> = String::from_utf8_lossy(&payload[1..]);
+        let classified = tessera_sql::classify(&sql);
+        let multi = classified.flags.contains(Flags::MULTI);
+        match classified.kind {
+            StatementKind::Use if !multi => {
+                return match tessera_sql::use_target(&sql) {
+                    Some(name) => {
+                        let name = name.to_string();
+                        self.use_target(&name).await
+                    }
+                    None => {
+                        self.send_gate_error(1064, "42000", "You have an error in your SQL syntax near 'USE'")
+                            .await
+                    }
+                };
+            }
+            StatementKind::Use => {
+                return self
+                    .send_gate_error(
+                        1235,
+                        "42000",
+                        "This version of Tessera doesn't yet support 'USE inside a multi-statement'",
+                    )
+                    .await;
+            }
+            StatementKind::ShowDatabases if !multi => return self.show_databases().await,
+            _ => {}
+        }
+        if multi
+            && tessera_sql::split_statements(&sql)
+                .iter()
+                .any(|stmt| tessera_sql::classify(stmt).kind == StatementKind::Use)
+        {
+            // It would change the default database of a pooled connection.
+            return self
+                .send_gate_error(
+                    1235,
+                    "42000",
+                    "This version of Tessera doesn't yet support 'USE inside a multi-statement'",
+                )
+                .await;
+        }
+        if classified.flags.contains(Flags::LAST_INSERT_ID) && !self.current_is_pinned() {
+            // A pooled connection's LAST_INSERT_ID() belongs to whoever used
+            // it last; the session's own value is the one in its last OK.
+            if let Some(rewritten) = tessera_sql::rewrite_last_insert_id(&sql, self.last_insert_id) {
+                return self
+                    .forward(Request::Query(rewritten.as_bytes()), classified.flags, classified.kind)
+                    .await;
+            }
+        }
+        self.forward(Request::Raw(payload), classified.flags, classified.kind)
+            .await
+    }
+
+    fn current_is_pinned(&self) -> bool {
+        if self.pinned.is_empty() {
+            return false;
+        }
+        let table = self.shared.routing.load();
+        match table.shard_for(self.target.as_ref()) {
+            Ok((shard, ty)) => self.pinned.iter().any(|p| {
+                p.tablet_type == ty && *p.keyspace == *shard.keyspace_name && *p.shard == *shard.name
+            }),
+            Err(_) => false,
+        }
+    }
+
+    async fn com_stmt_prepare(&mut self, payload: &Bytes) -> Result<(), End> {
+        let sql: Arc<str> = Arc::from(String::from_utf8_lossy(&payload[1..]).as_ref());
+        let classified = tessera_sql::classify(&sql);
+        let mut slot = match self.checkout().await {
+            Ok(slot) => slot,
+            Err(()) => return Ok(()),
+        };
+        let mut retried = false;
+        loop {
+            let conn = slot_conn(&mut self.pinned, &mut slot);
+            match tessera_wire::prepare_on_backend(&mut conn.backend, &sql).await {
+                Ok(prepared) => {
+                    if let Some(evicted) = conn.stmts.insert(sql.clone(), prepared.statement_id) {
+                        conn.backend
+                            .write_command(COM_STMT_CLOSE, &evicted.to_le_bytes());
+                    }
+                    let id = self.next_stmt_id;
+                    self.next_stmt_id = self.next_stmt_id.wrapping_add(1).max(1);
+                    self.stmts.insert(
+                        id,
+                        PreparedStmt {
+                            sql: sql.clone(),
+                            num_params: prepared.num_params,
+                            flags: classified.flags,
+                            kind: classified.kind,
+                            param_types: Vec::new(),
+                            long_data: Vec::new(),
+                        },
+                    );
+                    tessera_wire::write_prepare_ok(&mut self.client, self.caps, id, &prepared);
+                    self.settle(slot, false, None);
+                    return self.flush_client().await;
+                }
+                Err(BackendError::Server(err)) => {
+                    self.settle(slot, false, None);
+                    return self.send_error(err.code, &err.sqlstate, &err.message).await;
+                }
+                Err(e) => {
+                    let reason = backend_error_text(&e);
+                    match self.after_backend_failure(slot, retried, &reason).await? {
+                        Some(fresh) => {
+                            slot = fresh;
+                            retried = true;
+                        }
+                        None => return Ok(()),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn com_stmt_execute(&mut self, payload: &Bytes) -> Result<(), End> {
+        let body = &payload[1..];
+        let Some(stmt_id) = read_u32(body) else {
+            return self
+                .send_gate_error(1210, "HY000", "Incorrect arguments to mysqld_stmt_execute")
+                .await;
+        };
+        let Some(stmt) = self.stmts.get(&stmt_id) else {
+            let message =
+                format!("Unknown prepared statement handler ({stmt_id}) given to mysqld_stmt_execute");
+            return self.send_gate_error(1243, "HY000", &message).await;
+        };
+        let (flags, kind) = (stmt.flags, stmt.kind);
+        let result = self
+            .forward(Request::Execute { stmt_id, body }, flags, kind)
+            .await;
+        // Long data belongs to one execution, as on a server.
+        if let Some(stmt) = self.stmts.get_mut(&stmt_id) {
+            stmt.long_data.clear();
+        }
+        result
+    }
+
+    fn com_stmt_send_long_data(&mut self, payload: &Bytes) {
+        let body = &payload[1..];
+        let (Some(stmt_id), Some(param)) = (read_u32(body), body.get(4..6)) else {
+            return;
+        };
+        let param = u16::from_le_bytes([param[0], param[1]]);
+        let Some(stmt) = self.stmts.get_mut(&stmt_id) else {
+            return;
+        };
+        if param >= stmt.num_params {
+            return;
+        }
+        let data = &body[6..];
+        match stmt.long_data.iter_mut().find(|(p, _)| *p == param) {
+            Some((_, buf)) => buf.extend_from_slice(data),
+            None => stmt.long_data.push((param, data.to_vec())),
+        }
+    }
+
+    async fn com_stmt_reset(&mut self, payload: &Bytes) -> Result<(), End> {
+        let id = read_u32(&payload[1..]).unwrap_or(0);
+        match self.stmts.get_mut(&id) {
+            Some(stmt) => {
+                stmt.long_data.clear();
+                self.send_ok().await
+            }
+            None => {
+                let message =
+                    format!("Unknown prepared statement handler ({id}) given to mysqld_stmt_reset");
+                self.send_gate_error(1243, "HY000", &message).await
+            }
+        }
+    }
+
+    async fn com_change_user(&mut self, body: Bytes) -> Result<(), End> {
+        let result = tessera_wire::server_change_user(
+            &mut self.client,
+            &body,
+            self.caps,
+            &self.auth,
+            self.shared.users.as_ref(),
+            self.peer,
+            &mut self.scramble,
+        )
+        .await;
+        match result {
+            Ok(hs) => {
+                self.reset_session();
+                self.user = hs.user.clone();
+                self.set_handshake_target(&hs);
+                Ok(())
+            }
+            Err(HandshakeError::AccessDenied { user, .. }) => {
+                // A server closes the connection after a failed change-user.
+                tracing::info!(peer = %self.peer, user, "change user: access denied");
+                Err(End)
+            }
+            Err(e) => {
+                tracing::debug!(peer = %self.peer, "change user failed: {e:?}");
+                Err(End)
+            }
+        }
+    }
+
+    /// Drops everything a session accumulated on the server side: reserved
+    /// and in-transaction connections are closed (their state must not reach
+    /// another session), statements forgotten.
+    fn reset_session(&mut self) {
+        for pinned in self.pinned.drain(..) {
+            pinned.lease.discard();
+        }
+        self.stmts.clear();
+        self.last_insert_id = 0;
+        self.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT;
+    }
+
+    // ------------------------------------------------------------ backend path
+
+    /// Finds the connection for the session's current target: the pinned one,
+    /// or one lent by the tablet's pool. Errors are sent to the client.
+    async fn checkout(&mut self) -> Result<Slot, ()> {
+        let chosen = {
+            let table = self.shared.routing.load();
+            if let Some(db) = &self.bad_database
+                && self.target.is_none()
+            {
+                Err(RouteError::UnknownDatabase(db.clone()))
+            } else {
+                match table.shard_for(self.target.as_ref()) {
+                    Err(e) => Err(e),
+                    Ok((shard, ty)) => {
+                        let pinned = self.pinned.iter().position(|p| {
+                            p.tablet_type == ty
+                                && *p.keyspace == *shard.keyspace_name
+                                && *p.shard == *shard.name
+                        });
+                        match pinned {
+                            Some(i) => Ok(Err(i)),
+                            None => shard.pick(ty).map(|tablet| {
+                                Ok((
+                                    tablet.pool.clone(),
+                                    shard.keyspace_name.clone(),
+                                    shard.name.clone(),
+                                    ty,
+                                ))
+                            }),
+                        }
+                    }
+                }
+            }
+        };
+        let (pool, keyspace, shard, tablet_type) = match chosen {
+            Ok(Err(i)) => return Ok(Slot::Pinned(i)),
+            Ok(Ok(found)) => found,
+            Err(e) => {
+                let _ = self.send_route_error(e).await;
+                return Err(());
+            }
+        };
+        match pool.get(self.flavour).await {
+            Ok(lease) => Ok(Slot::Lent {
+                lease,
+                keyspace,
+                shard,
+                tablet_type,
+            }),
+            Err(e) => {
+                let _ = self.send_pool_error(e).await;
+                Err(())
+            }
+        }
+    }
+
+    async fn send_pool_error(&mut self, e: PoolError) -> Result<(), End> {
+        let message = e.to_string();
+        self.send_gate_error(1105, "HY000", &message).await
+    }
+
+    /// After a backend connection failed before anything reached the client:
+    /// discards it and, when allowed (once, on a lent connection that was
+    /// reused from the pool), returns a freshly opened one to retry on.
+    /// Otherwise tells the client and returns None.
+    async fn after_backend_failure(
+        &mut self,
+        slot: Slot,
+        retried: bool,
+        reason: &str,
+    ) -> Result<Option<Slot>, End> {
+        match slot {
+            Slot::Lent {
+                lease,
+                keyspace,
+                shard,
+                tablet_type,
+            } if !retried && !lease.fresh => {
+                let pool = lease.pool().clone();
+                lease.discard();
+                self.shared.metrics.backend_retries.inc();
+                tracing::debug!(tablet = pool.label(), "pooled connection failed ({reason}); retrying on a new one");
+                match pool.get_fresh(self.flavour).await {
+                    Ok(lease) => Ok(Some(Slot::Lent {
+                        lease,
+                        keyspace,
+                        shard,
+                        tablet_type,
+                    })),
+                    Err(e) => {
+                        self.send_pool_error(e).await?;
+                        Ok(None)
+                    }
+                }
+            }
+            Slot::Lent { lease, .. } => {
+                let tablet = lease.pool().label().to_string();
+                lease.discard();
+                let message = format!("Lost connection to MySQL server of tablet {tablet}: {reason}");
+                self.send_gate_error(2013, "HY000", &message).await?;
+                Ok(None)
+            }
+            Slot::Pinned(i) => {
+                let pinned = self.pinned.swap_remove(i);
+                let tablet = pinned.lease.pool().label().to_string();
+                let lost_tx = pinned.in_tx;
+                pinned.lease.discard();
+                let message = format!(
+                    "Lost connection to MySQL server of tablet {tablet}: {reason}{}",
+                    if lost_tx {
+                        "; the open transaction was rolled back"
+                    } else {
+                        "; session state on the connection is lost"
+                    }
+                );
+                self.send_gate_error(2013, "HY000", &message).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Keeps or returns the connection after a command: it stays with the
+    /// session while reserved or inside a transaction.
+    fn settle(&mut self, slot: Slot, reserve: bool, status: Option<StatusFlags>) {
+        let in_tx_now = status.map(|s| {
+            s.contains(StatusFlags::SERVER_STATUS_IN_TRANS)
+                || !s.contains(StatusFlags::SERVER_STATUS_AUTOCOMMIT)
+        });
+        if let Some(s) = status {
+            self.status = s;
+        }
+        match slot {
+            Slot::Pinned(i) => {
+                let pinned = &mut self.pinned[i];
+                pinned.reserved |= reserve;
+                if let Some(in_tx) = in_tx_now {
+                    pinned.in_tx = in_tx;
+                }
+                if !pinned.reserved && !pinned.in_tx {
+                    self.pinned.swap_remove(i).lease.release();
+                }
+            }
+            Slot::Lent {
+                lease,
+                keyspace,
+                shard,
+                tablet_type,
+            } => {
+                let in_tx = in_tx_now.unwrap_or(false);
+                if reserve || in_tx {
+                    self.pinned.push(PinnedConn {
+                        keyspace,
+                        shard,
+                        tablet_type,
+                        lease,
+                        in_tx,
+                        reserved: reserve,
+                    });
+                } else {
+                    lease.release();
+                }
+            }
+        }
+    }
+
+    /// Runs one command on the backend and relays its response.
+    async fn forward(&mut self, request: Request<'_>, flags: Flags, kind: StatementKind) -> Result<(), End> {
+        let mut slot = match self.checkout().await {
+            Ok(slot) => slot,
+            Err(()) => return Ok(()),
+        };
+        let mut retried = false;
+        loop {
+            let written_before = self.client.get_ref().written();
+            let conn = slot_conn(&mut self.pinned, &mut slot);
+            let outcome = attempt(
+                conn,
+                &mut self.client,
+                &request,
+                &mut self.stmts,
+                &mut self.exec_buf,
+            )
+            .await;
+            match outcome {
+                Ok(summary) => {
+                    if summary.error.is_some() {
+                        self.shared.metrics.errors.inc();
+                    }
+                    let status = match &summary.ok {
+                        Some(ok) => {
+                            if ok.last_insert_id != 0 {
+                                self.last_insert_id = ok.last_insert_id;
+                            }
+                            Some(summary.status)
+                        }
+                        // An error ends the response without a status; a
+                        // statement that may have opened a transaction keeps
+                        // the connection until a later status says otherwise.
+                        None if summary.error.is_some() => {
+                            (kind == StatementKind::Begin || flags.contains(Flags::MULTI)).then_some(
+                                self.status | StatusFlags::SERVER_STATUS_IN_TRANS,
+                            )
+                        }
+                        None => Some(summary.status),
+                    };
+                    self.settle(slot, needs_reservation(flags), status);
+                    return Ok(());
+                }
+                Err(AttemptError::Prepare(err)) => {
+                    self.settle(slot, false, None);
+                    return self.send_error(err.code, &err.sqlstate, &err.message).await;
+                }
+                Err(AttemptError::BadExecute(why)) => {
+                    self.settle(slot, false, None);
+                    tracing::debug!(peer = %self.peer, "bad execute packet: {why}");
+                    return self
+                        .send_gate_error(1210, "HY000", "Incorrect arguments to mysqld_stmt_execute")
+                        .await;
+                }
+                Err(AttemptError::Client(e)) => {
+                    // The response was drained, but its final status (say, an
+                    // open transaction) is unknown: do not give it to others.
+                    tracing::debug!(peer = %self.peer, "client write failed: {e}");
+                    drop_slot(&mut self.pinned, slot);
+                    return Err(End);
+                }
+                Err(AttemptError::Protocol(why)) => {
+                    tracing::warn!(peer = %self.peer, "protocol error relaying a response: {why}");
+                    drop_slot(&mut self.pinned, slot);
+                    return Err(End);
+                }
+                Err(AttemptError::Backend(reason)) => {
+                    if self.client.get_ref().written() != written_before {
+                        // Part of the response already reached the client:
+                        // nothing can be said that it would understand.
+                        tracing::warn!(peer = %self.peer, "backend failed mid-response: {reason}");
+                        drop_slot(&mut self.pinned, slot);
+                        return Err(End);
+                    }
+                    self.client.clear_write_buffer();
+                    match self.after_backend_failure(slot, retried, &reason).await? {
+                        Some(fresh) => {
+                            slot = fresh;
+                            retried = true;
+                        }
+                        None => return Ok(()),
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn slot_conn<'a>(pinned: &'a mut [PinnedConn], slot: &'a mut Slot) -> &'a mut PooledConn {
+    match slot {
+        Slot::Pinned(i) => pinned[*i].lease.conn(),
+        Slot::Lent { lease, .. } => lease.conn(),
+    }
+}
+
+/// Closes the slot's connection.
+fn drop_slot(pinned: &mut Vec<PinnedConn>, slot: Slot) {
+    match slot {
+        Slot::Pinned(i) => pinned.swap_remove(i).lease.discard(),
+        Slot::Lent { lease, .. } => lease.discard(),
+    }
+}
+
+fn read_u32(b: &[u8]) -> Option<u32> {
+    b.get(..4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+fn relay_failure(e: RelayError) -> AttemptError {
+    match e {
+        RelayError::Backend(io) => AttemptError::Backend(io.to_string()),
+        RelayError::Client(io) => AttemptError::Client(io),
+        RelayError::Protocol(p) => AttemptError::Protocol(p),
+    }
+}
+
+/// One try of a command on one backend connection.
+async fn attempt(
+    conn: &mut PooledConn,
+    client: &mut ClientConn,
+    request: &Request<'_>,
+    stmts: &mut HashMap<u32, PreparedStmt>,
+    exec_buf: &mut Vec<u8>,
+) -> Result<ResponseSummary, AttemptError> {
+    let binary = match request {
+        Request::Raw(payload) => {
+            let mut seq = 0;
+            conn.backend.conn.write_packet(&mut seq, payload);
+            false
+        }
+        Request::Query(sql) => {
+            conn.backend.write_command(COM_QUERY, sql);
+            false
+        }
+        Request::FieldList(body) => {
+            conn.backend.write_command(COM_FIELD_LIST, body);
+            conn.backend
+                .flush()
+                .await
+                .map_err(|e| AttemptError::Backend(e.to_string()))?;
+            return tessera_wire::relay_field_list(&mut conn.backend, client)
+                .await
+                .map_err(relay_failure);
+        }
+        Request::Execute { stmt_id, body } => {
+            let Some(stmt) = stmts.get_mut(stmt_id) else {
+                return Err(AttemptError::BadExecute("statement vanished".to_string()));
+            };
+            let header = tessera_wire::parse_execute(body, stmt.num_params)
+                .map_err(AttemptError::BadExecute)?;
+            if let Some(types) = header.param_types {
+                stmt.param_types.clear();
+                stmt.param_types.extend_from_slice(types);
+            }
+            if stmt.num_params > 0 && stmt.param_types.len() < 2 * stmt.num_params as usize {
+                return Err(AttemptError::BadExecute(
+                    "parameters were never bound with their types".to_string(),
+                ));
+            }
+            let backend_id = match conn.stmts.get(&stmt.sql) {
+                Some(id) => id,
+                None => {
+                    let prepared = match tessera_wire::prepare_on_backend(&mut conn.backend, &stmt.sql).await {
+                        Ok(p) => p,
+                        Err(BackendError::Server(err)) => return Err(AttemptError::Prepare(err)),
+                        Err(e) => return Err(AttemptError::Backend(backend_error_text(&e))),
+                    };
+                    if let Some(evicted) = conn.stmts.insert(stmt.sql.clone(), prepared.statement_id) {
+                        conn.backend
+                            .write_command(COM_STMT_CLOSE, &evicted.to_le_bytes());
+                    }
+                    prepared.statement_id
+                }
+            };
+            for (param, data) in &stmt.long_data {
+                let mut seq = 0;
+                conn.backend.conn.write_packet_parts(
+                    &mut seq,
+                    &[
+                        &[COM_STMT_SEND_LONG_DATA],
+                        &backend_id.to_le_bytes(),
+                        &param.to_le_bytes(),
+                        data,
+                    ],
+                );
+            }
+            exec_buf.clear();
+            tessera_wire::rewrite_execute(exec_buf, backend_id, &header, &stmt.param_types, stmt.num_params);
+            conn.backend.write_command(COM_STMT_EXECUTE, exec_buf);
+            true
+        }
+    };
+    conn.backend
+        .flush()
+        .await
+        .map_err(|e| AttemptError::Backend(e.to_string()))?;
+    tessera_wire::relay_response(&mut conn.backend, client, binary)
+        .await
+        .map_err(relay_failure)
+}

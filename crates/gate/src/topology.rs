@@ -1,0 +1,598 @@
+//! The gate's view of the topology: a background task re-reads keyspaces,
+//! shards and tablets and polls every tablet agent's health, then swaps in a
+//! new immutable routing table. The query path only loads the current table
+//! (lock-free); the store is never on it, and when the store is unreachable
+//! the last records keep being served.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use tessera_tablet::api::AgentClient;
+use tessera_topo::{Keyspace, Shard, Tablet, TabletAlias, TabletType, Topo, TopoResult};
+
+use crate::metrics::Metrics;
+use crate::pool::{PoolSettings, TabletPool};
+use crate::target::Target;
+
+/// How long one agent health poll may take.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// The agent says mysqld answers and the tablet may be routed to.
+    Serving,
+    /// The agent answered and says not to route to the tablet.
+    NotServing,
+    /// The agent did not answer.
+    Unknown,
+}
+
+pub struct TabletRoute {
+    pub tablet: Tablet,
+    pub health: Health,
+    /// Why the tablet is not serving, or why its agent did not answer.
+    pub health_error: Option<String>,
+    pub pool: Arc<TabletPool>,
+}
+
+/// The replica (or rdonly) tablets of a shard, balanced round-robin.
+#[derive(Default)]
+pub struct Candidates {
+    serving: Vec<Arc<TabletRoute>>,
+    /// Tablets whose agent did not answer: used only when none is serving.
+    unknown: Vec<Arc<TabletRoute>>,
+    next: AtomicUsize,
+}
+
+impl Candidates {
+    fn pick(&self) -> Option<&Arc<TabletRoute>> {
+        let list = if self.serving.is_empty() {
+            &self.unknown
+        } else {
+            &self.serving
+        };
+        match list.len() {
+            0 => None,
+            1 => list.first(),
+            n => list.get(self.next.fetch_add(1, Ordering::Relaxed) % n),
+        }
+    }
+}
+
+pub struct ShardRoute {
+    pub keyspace_name: Arc<str>,
+    pub name: Arc<str>,
+    pub shard: Shard,
+    /// The shard record's primary, when it exists and is not NotServing.
+    pub primary: Option<Arc<TabletRoute>>,
+    /// Why there is no routable primary.
+    pub primary_problem: Option<String>,
+    replicas: Candidates,
+    rdonly: Candidates,
+    /// Every tablet of the shard that this gate knows, in alias order.
+    pub tablets: Vec<Arc<TabletRoute>>,
+}
+
+pub struct KeyspaceRoute {
+    pub keyspace: Keyspace,
+    pub shards: BTreeMap<String, ShardRoute>,
+}
+
+/// One immutable snapshot of where everything is.
+#[derive(Default)]
+pub struct RoutingTable {
+    pub keyspaces: BTreeMap<String, KeyspaceRoute>,
+    /// Unix milliseconds of the topology read this table is built from.
+    pub topology_read_ms: u64,
+    /// Unix milliseconds when health was last polled.
+    pub built_ms: u64,
+    /// The last topology read error, while the store is unreachable.
+    pub store_error: Option<String>,
+}
+
+/// Why a statement could not be routed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteError {
+    NoDatabase,
+    UnknownDatabase(String),
+    ShardedWithoutShard(String),
+    NoTablet(String),
+}
+
+impl RouteError {
+    /// MySQL error code, SQLSTATE and message for the client.
+    pub fn to_mysql(&self) -> (u16, &'static str, String) {
+        match self {
+            RouteError::NoDatabase => (1046, "3D000", "No database selected".to_string()),
+            RouteError::UnknownDatabase(db) => (1049, "42000", format!("Unknown database '{db}'")),
+            RouteError::ShardedWithoutShard(ks) => (
+                1235,
+                "42000",
+                format!(
+                    "This version of Tessera doesn't yet support queries on the sharded keyspace '{ks}' without a shard target (USE {ks}:<shard>)"
+                ),
+            ),
+            RouteError::NoTablet(why) => (1105, "HY000", why.clone()),
+        }
+    }
+}
+
+impl ShardRoute {
+    /// A tablet of `tablet_type` to send a statement to.
+    pub fn pick(&self, tablet_type: TabletType) -> Result<&Arc<TabletRoute>, RouteError> {
+        match tablet_type {
+            TabletType::Primary => self.primary.as_ref().ok_or_else(|| {
+                RouteError::NoTablet(format!(
+                    "no routable primary tablet for {}/{}: {}",
+                    self.keyspace_name,
+                    self.name,
+                    self.primary_problem
+                        .as_deref()
+                        .unwrap_or("the shard has no primary")
+                ))
+            }),
+            TabletType::Replica | TabletType::Rdonly => {
+                let candidates = if tablet_type == TabletType::Replica {
+                    &self.replicas
+                } else {
+                    &self.rdonly
+                };
+                candidates.pick().ok_or_else(|| {
+                    RouteError::NoTablet(format!(
+                        "no serving {tablet_type} tablet for {}/{}",
+                        self.keyspace_name, self.name
+                    ))
+                })
+            }
+            other => Err(RouteError::NoTablet(format!(
+                "tablet type {other} cannot be targeted"
+            ))),
+        }
+    }
+}
+
+impl RoutingTable {
+    /// The keyspace statements go to when the session has no target: the only
+    /// keyspace, else the first unsharded one in name order.
+    pub fn default_keyspace(&self) -> Option<&KeyspaceRoute> {
+        if self.keyspaces.len() == 1 {
+            return self.keyspaces.values().next();
+        }
+        self.keyspaces.values().find(|k| !k.keyspace.sharded)
+    }
+
+    /// Checks that a target names a keyspace (and shard) that exists.
+    pub fn validate(&self, target: &Target) -> Result<(), RouteError> {
+        let ks = self
+            .keyspaces
+            .get(&target.keyspace)
+            .ok_or_else(|| RouteError::UnknownDatabase(target.to_string()))?;
+        if let Some(shard) = &target.shard
+            && !ks.shards.contains_key(shard)
+        {
+            return Err(RouteError::UnknownDatabase(target.to_string()));
+        }
+        Ok(())
+    }
+
+    /// The shard and tablet type a session target (or no target) means.
+    pub fn shard_for(
+        &self,
+        target: Option<&Target>,
+    ) -> Result<(&ShardRoute, TabletType), RouteError> {
+        let (ks, shard_name, tablet_type) = match target {
+            Some(t) => (
+                self.keyspaces
+                    .get(&t.keyspace)
+                    .ok_or_else(|| RouteError::UnknownDatabase(t.to_string()))?,
+                t.shard.as_deref(),
+                t.tablet_type,
+            ),
+            None => (
+                self.default_keyspace().ok_or(RouteError::NoDatabase)?,
+                None,
+                TabletType::Primary,
+            ),
+        };
+        let shard = match shard_name {
+            Some(name) => ks.shards.get(name).ok_or_else(|| {
+                RouteError::UnknownDatabase(format!("{}:{name}", ks.keyspace.name))
+            })?,
+            None => {
+                let mut shards = ks.shards.values();
+                match (shards.next(), shards.next()) {
+                    (Some(only), None) => only,
+                    (None, _) => {
+                        return Err(RouteError::NoTablet(format!(
+                            "keyspace '{}' has no shards",
+                            ks.keyspace.name
+                        )));
+                    }
+                    (Some(_), Some(_)) => {
+                        return Err(RouteError::ShardedWithoutShard(ks.keyspace.name.clone()));
+                    }
+                }
+            }
+        };
+        Ok((shard, tablet_type))
+    }
+
+    /// The tablet a statement of a session with `target` goes to.
+    pub fn resolve(&self, target: Option<&Target>) -> Result<&Arc<TabletRoute>, RouteError> {
+        let (shard, tablet_type) = self.shard_for(target)?;
+        shard.pick(tablet_type)
+    }
+
+    /// Every shard of every keyspace has a routable primary (and there is at
+    /// least one keyspace).
+    pub fn all_primaries_routable(&self) -> bool {
+        !self.keyspaces.is_empty()
+            && self
+                .keyspaces
+                .values()
+                .all(|k| !k.shards.is_empty() && k.shards.values().all(|s| s.primary.is_some()))
+    }
+
+    /// The JSON of /debug/status.
+    pub fn status_json(&self) -> serde_json::Value {
+        let keyspaces: Vec<_> = self
+            .keyspaces
+            .values()
+            .map(|k| {
+                let shards: Vec<_> = k
+                    .shards
+                    .values()
+                    .map(|s| {
+                        let tablets: Vec<_> = s
+                            .tablets
+                            .iter()
+                            .map(|t| {
+                                let (open, idle) = t.pool.counts();
+                                serde_json::json!({
+                                    "alias": t.tablet.alias.to_string(),
+                                    "type": t.tablet.tablet_type,
+                                    "health": t.health,
+                                    "health_error": t.health_error,
+                                    "mysql_addr": t.tablet.mysql_addr(),
+                                    "agent_addr": t.tablet.agent_addr,
+                                    "db_name": t.tablet.db_name,
+                                    "pool_open": open,
+                                    "pool_idle": idle,
+                                })
+                            })
+                            .collect();
+                        serde_json::json!({
+                            "name": s.shard.name,
+                            "primary_alias": s.shard.primary_alias.as_ref().map(|a| a.to_string()),
+                            "primary_routable": s.primary.is_some(),
+                            "primary_problem": s.primary_problem,
+                            "tablets": tablets,
+                        })
+                    })
+                    .collect();
+                serde_json::json!({
+                    "name": k.keyspace.name,
+                    "sharded": k.keyspace.sharded,
+                    "shards": shards,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "keyspaces": keyspaces,
+            "topology_read_ms": self.topology_read_ms,
+            "built_ms": self.built_ms,
+            "store_error": self.store_error,
+            "ready": self.all_primaries_routable(),
+        })
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The records a table is built from.
+struct Records {
+    keyspaces: Vec<Keyspace>,
+    shards: Vec<Shard>,
+    tablets: Vec<Tablet>,
+    read_ms: u64,
+}
+
+/// Keeps the routing table current; owned by the refresh task.
+pub struct TopologyWatcher {
+    topo: Topo,
+    cell: String,
+    table: Arc<ArcSwap<RoutingTable>>,
+    metrics: Arc<Metrics>,
+    pool_settings: PoolSettings,
+    pools: HashMap<TabletAlias, Arc<TabletPool>>,
+    agents: HashMap<TabletAlias, (String, AgentClient)>,
+    records: Option<Records>,
+}
+
+impl TopologyWatcher {
+    pub fn new(
+        topo: Topo,
+        cell: String,
+        table: Arc<ArcSwap<RoutingTable>>,
+        metrics: Arc<Metrics>,
+        pool_settings: PoolSettings,
+    ) -> Self {
+        Self {
+            topo,
+            cell,
+            table,
+            metrics,
+            pool_settings,
+            pools: HashMap::new(),
+            agents: HashMap::new(),
+            records: None,
+        }
+    }
+
+    async fn read_records(&self) -> TopoResult<Records> {
+        let read_ms = now_ms();
+        let keyspaces = self.topo.list_keyspaces().await?;
+        let mut shards = Vec::new();
+        for ks in &keyspaces {
+            shards.extend(self.topo.list_shards(&ks.name).await?);
+        }
+        let mut tablets = self.topo.list_tablets(Some(&self.cell)).await?;
+        // A primary in another cell is still where this cell's writes go.
+        for shard in &shards {
+            if let Some(alias) = &shard.primary_alias
+                && !tablets.iter().any(|t| &t.alias == alias)
+                && let Some((t, _)) = self.topo.get_tablet(alias).await?
+            {
+                tablets.push(t);
+            }
+        }
+        Ok(Records {
+            keyspaces,
+            shards,
+            tablets,
+            read_ms,
+        })
+    }
+
+    /// One round: re-read the topology, poll health, swap in a new table.
+    pub async fn refresh(&mut self) {
+        let store_error = match self.read_records().await {
+            Ok(r) => {
+                self.records = Some(r);
+                None
+            }
+            Err(e) => {
+                self.metrics.topology_refresh_errors.inc();
+                tracing::warn!(
+                    "topology read failed, serving the last known topology: {e}"
+                );
+                Some(e.to_string())
+            }
+        };
+        let Some(records) = self.records.take() else {
+            let table = RoutingTable {
+                built_ms: now_ms(),
+                store_error,
+                ..Default::default()
+            };
+            self.table.store(Arc::new(table));
+            return;
+        };
+        let health = self.poll_health(&records.tablets).await;
+        self.records = Some(records);
+        let table = self.build(health, store_error);
+        self.table.store(Arc::new(table));
+    }
+
+    async fn poll_health(
+        &mut self,
+        tablets: &[Tablet],
+    ) -> HashMap<TabletAlias, (Health, Option<String>)> {
+        let mut polls = tokio::task::JoinSet::new();
+        for t in tablets {
+            let client = match self.agents.get(&t.alias) {
+                Some((addr, c)) if *addr == t.agent_addr => c.clone(),
+                _ => {
+                    let c = AgentClient::with_timeout(&t.agent_addr, HEALTH_TIMEOUT);
+                    self.agents
+                        .insert(t.alias.clone(), (t.agent_addr.clone(), c.clone()));
+                    c
+                }
+            };
+            let alias = t.alias.clone();
+            polls.spawn(async move {
+                let answer =
+                    tokio::time::timeout(HEALTH_TIMEOUT + Duration::from_millis(500), client.health())
+                        .await;
+                let state = match answer {
+                    Ok(Ok(h)) if h.serving => (Health::Serving, None),
+                    Ok(Ok(h)) => (
+                        Health::NotServing,
+                        Some(h.error.unwrap_or_else(|| "agent reports not serving".to_string())),
+                    ),
+                    Ok(Err(e)) => (Health::Unknown, Some(format!("agent unreachable: {e}"))),
+                    Err(_) => (Health::Unknown, Some("agent health poll timed out".to_string())),
+                };
+                (alias, state)
+            });
+        }
+        let mut out = HashMap::new();
+        while let Some(done) = polls.join_next().await {
+            if let Ok((alias, state)) = done {
+                out.insert(alias, state);
+            }
+        }
+        self.agents
+            .retain(|alias, _| tablets.iter().any(|t| &t.alias == alias));
+        out
+    }
+
+    fn pool_for(&mut self, t: &Tablet) -> Arc<TabletPool> {
+        let addr = t.mysql_addr();
+        if let Some(p) = self.pools.get(&t.alias)
+            && p.addr() == addr
+            && p.db_name() == t.db_name
+        {
+            return p.clone();
+        }
+        let label = t.alias.to_string();
+        let pool = TabletPool::new(
+            t.alias.clone(),
+            addr,
+            t.db_name.clone(),
+            &self.pool_settings,
+            self.metrics.pool_handles(&label),
+        );
+        if let Some(old) = self.pools.insert(t.alias.clone(), pool.clone()) {
+            old.retire();
+        }
+        pool
+    }
+
+    fn build(
+        &mut self,
+        mut health: HashMap<TabletAlias, (Health, Option<String>)>,
+        store_error: Option<String>,
+    ) -> RoutingTable {
+        let records = self.records.take().expect("caller checked records exist");
+        let mut routes: HashMap<TabletAlias, Arc<TabletRoute>> = HashMap::new();
+        for t in &records.tablets {
+            let (state, error) = health
+                .remove(&t.alias)
+                .unwrap_or((Health::Unknown, Some("health not polled".to_string())));
+            let pool = self.pool_for(t);
+            routes.insert(
+                t.alias.clone(),
+                Arc::new(TabletRoute {
+                    tablet: t.clone(),
+                    health: state,
+                    health_error: error,
+                    pool,
+                }),
+            );
+        }
+        let gone: Vec<TabletAlias> = self
+            .pools
+            .keys()
+            .filter(|a| !routes.contains_key(*a))
+            .cloned()
+            .collect();
+        for alias in gone {
+            if let Some(p) = self.pools.remove(&alias) {
+                p.retire();
+            }
+        }
+
+        let mut keyspaces = BTreeMap::new();
+        for ks in &records.keyspaces {
+            let mut shards = BTreeMap::new();
+            for shard in records.shards.iter().filter(|s| s.keyspace == ks.name) {
+                shards.insert(shard.name.clone(), build_shard(shard, &routes));
+            }
+            keyspaces.insert(
+                ks.name.clone(),
+                KeyspaceRoute {
+                    keyspace: ks.clone(),
+                    shards,
+                },
+            );
+        }
+        let table = RoutingTable {
+            keyspaces,
+            topology_read_ms: records.read_ms,
+            built_ms: now_ms(),
+            store_error,
+        };
+        self.records = Some(records);
+        table
+    }
+}
+
+fn build_shard(shard: &Shard, routes: &HashMap<TabletAlias, Arc<TabletRoute>>) -> ShardRoute {
+    let mut tablets: Vec<Arc<TabletRoute>> = routes
+        .values()
+        .filter(|r| r.tablet.keyspace == shard.keyspace && r.tablet.shard == shard.name)
+        .cloned()
+        .collect();
+    tablets.sort_by(|a, b| a.tablet.alias.cmp(&b.tablet.alias));
+
+    let (primary, primary_problem) = match &shard.primary_alias {
+        None => (None, Some("the shard has no primary".to_string())),
+        Some(alias) => match routes.get(alias) {
+            None => (
+                None,
+                Some(format!("primary tablet {alias} has no tablet record")),
+            ),
+            Some(r) if r.health == Health::NotServing => (
+                None,
+                Some(format!(
+                    "primary tablet {alias} is not serving: {}",
+                    r.health_error.as_deref().unwrap_or("no reason given")
+                )),
+            ),
+            Some(r) if r.tablet.needs_reseed => (
+                None,
+                Some(format!("primary tablet {alias} needs a reseed")),
+            ),
+            Some(r) => (Some(r.clone()), None),
+        },
+    };
+
+    let candidates = |ty: TabletType| {
+        let mut c = Candidates::default();
+        for r in &tablets {
+            if r.tablet.tablet_type != ty
+                || r.tablet.needs_reseed
+                || shard.primary_alias.as_ref() == Some(&r.tablet.alias)
+            {
+                continue;
+            }
+            match r.health {
+                Health::Serving => c.serving.push(r.clone()),
+                Health::Unknown => c.unknown.push(r.clone()),
+                Health::NotServing => {}
+            }
+        }
+        c
+    };
+    ShardRoute {
+        keyspace_name: Arc::from(shard.keyspace.as_str()),
+        name: Arc::from(shard.name.as_str()),
+        shard: shard.clone(),
+        primary,
+        primary_problem,
+        replicas: candidates(TabletType::Replica),
+        rdonly: candidates(TabletType::Rdonly),
+        tablets,
+    }
+}
+
+/// Runs `refresh` every `interval` until `stop` fires.
+pub async fn run_watcher(
+    mut watcher: TopologyWatcher,
+    interval: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => watcher.refresh().await,
+            _ = stop.changed() => break,
+        }
+    }
+    for pool in watcher.pools.values() {
+        pool.retire();
+    }
+}
