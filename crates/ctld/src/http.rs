@@ -47,6 +47,7 @@ pub(crate) fn router(state: Shared) -> Router {
             get(get_vschema).put(apply_vschema),
         )
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
@@ -128,6 +129,16 @@ async fn not_found() -> ApiFailure {
     ApiFailure(crate::error::not_found(
         "no such endpoint; see GET /api/openapi.json",
     ))
+}
+
+async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        axum::Json(
+            json!({ "error": "method not allowed on this endpoint; see GET /api/openapi.json" }),
+        ),
+    )
+        .into_response()
 }
 
 async fn openapi() -> Response {

@@ -368,6 +368,14 @@ async fn errors_status_and_dead_tablets() {
     let (code, body) = call(Method::GET, format!("{base}/api/nothing"), None).await;
     assert_eq!(code, 404);
     assert!(body["error"].as_str().unwrap().contains("openapi.json"));
+    let (code, body) = call(Method::DELETE, format!("{base}/api/tablets"), None).await;
+    assert_eq!(code, 405);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("method not allowed")
+    );
 
     ctld.shutdown().await;
 }

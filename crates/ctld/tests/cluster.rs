@@ -263,6 +263,33 @@ async fn ctld_runs_a_shard_of_two_real_tablets() {
     );
     assert!(out.lines().next().unwrap().ends_with(" [] <null>"), "{out}");
 
+    // A tablet whose agent is down does not stop a change of primary, but
+    // the answer names it.
+    let mut dead = rec100.clone();
+    dead.alias = TabletAlias::new("zone1", 102);
+    dead.tablet_type = TabletType::Rdonly;
+    dead.agent_addr = format!("127.0.0.1:{}", free_port());
+    dead.mysql_port = free_port();
+    topo.put_tablet(&dead).await.unwrap();
+    let err = run_ctl_output(&server, init("zone1-100"))
+        .await
+        .unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("zone1-0000000100 is now primary of commerce/0 (term 3)")
+            && msg.contains("zone1-0000000102"),
+        "{msg}"
+    );
+    let (shard, _) = topo.get_shard("commerce", "0").await.unwrap().unwrap();
+    assert_eq!(shard.primary_alias, Some(TabletAlias::new("zone1", 100)));
+    assert_eq!(shard.primary_term, 3);
+    agent100
+        .execute(&execute("insert into customer values (5, 'e@example.com')"))
+        .await
+        .unwrap();
+    wait_rows(&agent101, "select count(*) from customer", &["5"]).await;
+    topo.delete_tablet(&dead.alias).await.unwrap();
+
     // A failing statement names the shard and the statement, and the
     // statements before it stay applied.
     let err = run_ctl_output(
@@ -280,7 +307,7 @@ async fn ctld_runs_a_shard_of_two_real_tablets() {
     .unwrap_err();
     let msg = format!("{err:#}");
     assert!(
-        msg.contains("shard 0 (primary zone1-0000000101), statement 2 of 2"),
+        msg.contains("shard 0 (primary zone1-0000000100), statement 2 of 2"),
         "{msg}"
     );
     assert!(msg.contains("already exists"), "{msg}");
