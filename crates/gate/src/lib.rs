@@ -209,7 +209,10 @@ impl Gate {
         let _ = self.stop.send(true);
         for task in std::mem::take(&mut self.tasks) {
             let abort = task.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(5), task).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
                 abort.abort();
             }
         }

@@ -133,7 +133,10 @@ pub enum PoolError {
 struct PoolState {
     /// Connections that exist: idle plus lent out.
     open: usize,
-    idle: Vec<PooledConn>,
+    // Boxed so a connection moves between the list and a lease without
+    // copying its buffers.
+    #[allow(clippy::vec_box)]
+    idle: Vec<Box<PooledConn>>,
 }
 
 pub struct PoolSettings {
@@ -234,8 +237,8 @@ impl TabletPool {
     async fn acquire(self: &Arc<Self>, flavour: Flavour, reuse: bool) -> Result<Lease, PoolError> {
         let deadline = tokio::time::Instant::now() + self.wait_timeout;
         enum Next {
-            Reuse(PooledConn),
-            Open(Option<PooledConn>),
+            Reuse(Box<PooledConn>),
+            Open(Option<Box<PooledConn>>),
             Wait,
         }
         loop {
@@ -296,7 +299,7 @@ impl TabletPool {
         }
     }
 
-    fn lease(self: &Arc<Self>, conn: PooledConn, fresh: bool) -> Lease {
+    fn lease(self: &Arc<Self>, conn: Box<PooledConn>, fresh: bool) -> Lease {
         Lease {
             conn: Some(conn),
             pool: self.clone(),
@@ -304,7 +307,7 @@ impl TabletPool {
         }
     }
 
-    async fn connect(&self, flavour: Flavour) -> Result<PooledConn, PoolError> {
+    async fn connect(&self, flavour: Flavour) -> Result<Box<PooledConn>, PoolError> {
         let cfg = BackendConfig {
             addr: self.addr.clone(),
             user: self.user.clone(),
@@ -321,23 +324,27 @@ impl TabletPool {
             }
         };
         match tokio::time::timeout(self.connect_timeout, BackendConn::connect(&cfg)).await {
-            Err(_) => Err(fail(format!(
-                "no answer within {:?}",
-                self.connect_timeout
-            ))),
+            Err(_) => Err(fail(format!("no answer within {:?}", self.connect_timeout))),
             Ok(Err(e)) => Err(fail(backend_error_text(&e))),
             Ok(Ok(mut backend)) => {
                 if flavour.charset != UTF8MB4_GENERAL_CI {
                     set_charset(&mut backend, flavour.charset)
                         .await
-                        .map_err(|e| fail(format!("setting charset {}: {}", flavour.charset, backend_error_text(&e))))?;
+                        .map_err(|e| {
+                            fail(format!(
+                                "setting charset {}: {}",
+                                flavour.charset,
+                                backend_error_text(&e)
+                            ))
+                        })?;
                 }
                 self.metrics.connects.inc();
-                Ok(PooledConn {
+                // Boxed: connections move between the idle list and leases.
+                Ok(Box::new(PooledConn {
                     backend,
                     stmts: StmtCache::default(),
                     flavour,
-                })
+                }))
             }
         }
     }
@@ -352,7 +359,7 @@ impl TabletPool {
         self.returned.notify_one();
     }
 
-    fn give_back(&self, conn: PooledConn) {
+    fn give_back(&self, conn: Box<PooledConn>) {
         if self.retired.load(Ordering::Relaxed) {
             drop(conn);
             self.forget_one();
@@ -392,7 +399,10 @@ async fn set_charset(backend: &mut BackendConn, collation_id: u8) -> Result<(), 
         .await?;
     let (Some(charset), Some(collation)) = (found.text(0, 0), found.text(0, 1)) else {
         // E.g. MySQL 8's 255 (utf8mb4_0900_ai_ci) on MariaDB: utf8mb4 it is.
-        tracing::debug!(collation_id, "unknown collation id; keeping utf8mb4_general_ci");
+        tracing::debug!(
+            collation_id,
+            "unknown collation id; keeping utf8mb4_general_ci"
+        );
         return Ok(());
     };
     let plain = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
@@ -411,7 +421,9 @@ async fn set_charset(backend: &mut BackendConn, collation_id: u8) -> Result<(), 
 pub fn backend_error_text(e: &BackendError) -> String {
     match e {
         BackendError::Io(io) => io.to_string(),
-        BackendError::Server(info) => format!("{} ({}): {}", info.code, info.sqlstate, info.message),
+        BackendError::Server(info) => {
+            format!("{} ({}): {}", info.code, info.sqlstate, info.message)
+        }
         BackendError::Protocol(p) => format!("protocol error: {p}"),
     }
 }
@@ -420,7 +432,7 @@ pub fn backend_error_text(e: &BackendError) -> String {
 /// state is unknown, e.g. a session aborted mid-response); `release` returns
 /// it to the pool.
 pub struct Lease {
-    conn: Option<PooledConn>,
+    conn: Option<Box<PooledConn>>,
     pool: Arc<TabletPool>,
     /// Opened for this lease rather than reused from the idle list.
     pub fresh: bool,
@@ -428,7 +440,9 @@ pub struct Lease {
 
 impl Lease {
     pub fn conn(&mut self) -> &mut PooledConn {
-        self.conn.as_mut().expect("lease holds its connection until consumed")
+        self.conn
+            .as_mut()
+            .expect("lease holds its connection until consumed")
     }
 
     pub fn pool(&self) -> &Arc<TabletPool> {

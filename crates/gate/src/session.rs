@@ -133,7 +133,12 @@ pub(crate) struct Session {
 }
 
 /// Serves one accepted client connection until it ends.
-pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, connection_id: u32) {
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    connection_id: u32,
+) {
     let _ = stream.set_nodelay(true);
     let auth = ServerAuthConfig {
         server_version: shared.server_version.clone(),
@@ -270,8 +275,12 @@ impl Session {
                 }
                 COM_FIELD_LIST => {
                     self.shared.metrics.command(CommandKind::FieldList);
-                    self.forward(Request::FieldList(&payload[1..]), Flags::default(), StatementKind::Other)
-                        .await
+                    self.forward(
+                        Request::FieldList(&payload[1..]),
+                        Flags::default(),
+                        StatementKind::Other,
+                    )
+                    .await
                 }
                 COM_CHANGE_USER => {
                     self.shared.metrics.command(CommandKind::ChangeUser);
@@ -321,7 +330,12 @@ impl Session {
         self.flush_client().await
     }
 
-    async fn send_gate_error(&mut self, code: u16, sqlstate: &str, message: &str) -> Result<(), End> {
+    async fn send_gate_error(
+        &mut self,
+        code: u16,
+        sqlstate: &str,
+        message: &str,
+    ) -> Result<(), End> {
         self.shared.metrics.gate_errors.inc();
         self.send_error(code, sqlstate, message).await
     }
@@ -392,8 +406,12 @@ impl Session {
                         self.use_target(&name).await
                     }
                     None => {
-                        self.send_gate_error(1064, "42000", "You have an error in your SQL syntax near 'USE'")
-                            .await
+                        self.send_gate_error(
+                            1064,
+                            "42000",
+                            "You have an error in your SQL syntax near 'USE'",
+                        )
+                        .await
                     }
                 };
             }
@@ -426,9 +444,14 @@ impl Session {
         if classified.flags.contains(Flags::LAST_INSERT_ID) && !self.current_is_pinned() {
             // A pooled connection's LAST_INSERT_ID() belongs to whoever used
             // it last; the session's own value is the one in its last OK.
-            if let Some(rewritten) = tessera_sql::rewrite_last_insert_id(&sql, self.last_insert_id) {
+            if let Some(rewritten) = tessera_sql::rewrite_last_insert_id(&sql, self.last_insert_id)
+            {
                 return self
-                    .forward(Request::Query(rewritten.as_bytes()), classified.flags, classified.kind)
+                    .forward(
+                        Request::Query(rewritten.as_bytes()),
+                        classified.flags,
+                        classified.kind,
+                    )
                     .await;
             }
         }
@@ -443,7 +466,9 @@ impl Session {
         let table = self.shared.routing.load();
         match table.shard_for(self.target.as_ref()) {
             Ok((shard, ty)) => self.pinned.iter().any(|p| {
-                p.tablet_type == ty && *p.keyspace == *shard.keyspace_name && *p.shard == *shard.name
+                p.tablet_type == ty
+                    && *p.keyspace == *shard.keyspace_name
+                    && *p.shard == *shard.name
             }),
             Err(_) => false,
         }
@@ -508,8 +533,9 @@ impl Session {
                 .await;
         };
         let Some(stmt) = self.stmts.get(&stmt_id) else {
-            let message =
-                format!("Unknown prepared statement handler ({stmt_id}) given to mysqld_stmt_execute");
+            let message = format!(
+                "Unknown prepared statement handler ({stmt_id}) given to mysqld_stmt_execute"
+            );
             return self.send_gate_error(1243, "HY000", &message).await;
         };
         let (flags, kind) = (stmt.flags, stmt.kind);
@@ -681,7 +707,10 @@ impl Session {
                 let pool = lease.pool().clone();
                 lease.discard();
                 self.shared.metrics.backend_retries.inc();
-                tracing::debug!(tablet = pool.label(), "pooled connection failed ({reason}); retrying on a new one");
+                tracing::debug!(
+                    tablet = pool.label(),
+                    "pooled connection failed ({reason}); retrying on a new one"
+                );
                 match pool.get_fresh(self.flavour).await {
                     Ok(lease) => Ok(Some(Slot::Lent {
                         lease,
@@ -698,7 +727,8 @@ impl Session {
             Slot::Lent { lease, .. } => {
                 let tablet = lease.pool().label().to_string();
                 lease.discard();
-                let message = format!("Lost connection to MySQL server of tablet {tablet}: {reason}");
+                let message =
+                    format!("Lost connection to MySQL server of tablet {tablet}: {reason}");
                 self.send_gate_error(2013, "HY000", &message).await?;
                 Ok(None)
             }
@@ -766,7 +796,12 @@ impl Session {
     }
 
     /// Runs one command on the backend and relays its response.
-    async fn forward(&mut self, request: Request<'_>, flags: Flags, kind: StatementKind) -> Result<(), End> {
+    async fn forward(
+        &mut self,
+        request: Request<'_>,
+        flags: Flags,
+        kind: StatementKind,
+    ) -> Result<(), End> {
         let mut slot = match self.checkout().await {
             Ok(slot) => slot,
             Err(()) => return Ok(()),
@@ -798,11 +833,9 @@ impl Session {
                         // An error ends the response without a status; a
                         // statement that may have opened a transaction keeps
                         // the connection until a later status says otherwise.
-                        None if summary.error.is_some() => {
-                            (kind == StatementKind::Begin || flags.contains(Flags::MULTI)).then_some(
-                                self.status | StatusFlags::SERVER_STATUS_IN_TRANS,
-                            )
-                        }
+                        None if summary.error.is_some() => (kind == StatementKind::Begin
+                            || flags.contains(Flags::MULTI))
+                        .then_some(self.status | StatusFlags::SERVER_STATUS_IN_TRANS),
                         None => Some(summary.status),
                     };
                     self.settle(slot, needs_reservation(flags), status);
@@ -816,7 +849,11 @@ impl Session {
                     self.settle(slot, false, None);
                     tracing::debug!(peer = %self.peer, "bad execute packet: {why}");
                     return self
-                        .send_gate_error(1210, "HY000", "Incorrect arguments to mysqld_stmt_execute")
+                        .send_gate_error(
+                            1210,
+                            "HY000",
+                            "Incorrect arguments to mysqld_stmt_execute",
+                        )
                         .await;
                 }
                 Err(AttemptError::Client(e)) => {
@@ -869,7 +906,8 @@ fn drop_slot(pinned: &mut Vec<PinnedConn>, slot: Slot) {
 }
 
 fn read_u32(b: &[u8]) -> Option<u32> {
-    b.get(..4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    b.get(..4)
+        .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
 }
 
 fn relay_failure(e: RelayError) -> AttemptError {
@@ -926,12 +964,19 @@ async fn attempt(
             let backend_id = match conn.stmts.get(&stmt.sql) {
                 Some(id) => id,
                 None => {
-                    let prepared = match tessera_wire::prepare_on_backend(&mut conn.backend, &stmt.sql).await {
+                    let prepared = match tessera_wire::prepare_on_backend(
+                        &mut conn.backend,
+                        &stmt.sql,
+                    )
+                    .await
+                    {
                         Ok(p) => p,
                         Err(BackendError::Server(err)) => return Err(AttemptError::Prepare(err)),
                         Err(e) => return Err(AttemptError::Backend(backend_error_text(&e))),
                     };
-                    if let Some(evicted) = conn.stmts.insert(stmt.sql.clone(), prepared.statement_id) {
+                    if let Some(evicted) =
+                        conn.stmts.insert(stmt.sql.clone(), prepared.statement_id)
+                    {
                         conn.backend
                             .write_command(COM_STMT_CLOSE, &evicted.to_le_bytes());
                     }
@@ -951,7 +996,13 @@ async fn attempt(
                 );
             }
             exec_buf.clear();
-            tessera_wire::rewrite_execute(exec_buf, backend_id, &header, &stmt.param_types, stmt.num_params);
+            tessera_wire::rewrite_execute(
+                exec_buf,
+                backend_id,
+                &header,
+                &stmt.param_types,
+                stmt.num_params,
+            );
             conn.backend.write_command(COM_STMT_EXECUTE, exec_buf);
             true
         }

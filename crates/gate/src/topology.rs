@@ -373,9 +373,7 @@ impl TopologyWatcher {
             }
             Err(e) => {
                 self.metrics.topology_refresh_errors.inc();
-                tracing::warn!(
-                    "topology read failed, serving the last known topology: {e}"
-                );
+                tracing::warn!("topology read failed, serving the last known topology: {e}");
                 Some(e.to_string())
             }
         };
@@ -411,17 +409,25 @@ impl TopologyWatcher {
             };
             let alias = t.alias.clone();
             polls.spawn(async move {
-                let answer =
-                    tokio::time::timeout(HEALTH_TIMEOUT + Duration::from_millis(500), client.health())
-                        .await;
+                let answer = tokio::time::timeout(
+                    HEALTH_TIMEOUT + Duration::from_millis(500),
+                    client.health(),
+                )
+                .await;
                 let state = match answer {
                     Ok(Ok(h)) if h.serving => (Health::Serving, None),
                     Ok(Ok(h)) => (
                         Health::NotServing,
-                        Some(h.error.unwrap_or_else(|| "agent reports not serving".to_string())),
+                        Some(
+                            h.error
+                                .unwrap_or_else(|| "agent reports not serving".to_string()),
+                        ),
                     ),
                     Ok(Err(e)) => (Health::Unknown, Some(format!("agent unreachable: {e}"))),
-                    Err(_) => (Health::Unknown, Some("agent health poll timed out".to_string())),
+                    Err(_) => (
+                        Health::Unknown,
+                        Some("agent health poll timed out".to_string()),
+                    ),
                 };
                 (alias, state)
             });
@@ -540,10 +546,9 @@ fn build_shard(shard: &Shard, routes: &HashMap<TabletAlias, Arc<TabletRoute>>) -
                     r.health_error.as_deref().unwrap_or("no reason given")
                 )),
             ),
-            Some(r) if r.tablet.needs_reseed => (
-                None,
-                Some(format!("primary tablet {alias} needs a reseed")),
-            ),
+            Some(r) if r.tablet.needs_reseed => {
+                (None, Some(format!("primary tablet {alias} needs a reseed")))
+            }
             Some(r) => (Some(r.clone()), None),
         },
     };

@@ -56,8 +56,8 @@ impl StaticUsers {
 
     /// Parses the JSON text of a users file.
     pub fn from_json(text: &str) -> anyhow::Result<Self> {
-        let raw: HashMap<String, Vec<JsonEntry>> =
-            serde_json::from_str(text).context("users file is not a JSON object of user -> [entries]")?;
+        let raw: HashMap<String, Vec<JsonEntry>> = serde_json::from_str(text)
+            .context("users file is not a JSON object of user -> [entries]")?;
         let mut users = HashMap::new();
         for (name, entries) in raw {
             // Entries restricted to a source host are for sockets we do not

@@ -37,6 +37,7 @@ async fn gate_end_to_end() {
     scenario("multi statements", multi_statements(&cluster)).await;
     scenario("garbage packets", garbage_packets(&cluster)).await;
     scenario("backend down", backend_down(&cluster)).await;
+    scenario("stale pooled connections", stale_connections(&cluster)).await;
     scenario("mariadb cli", mariadb_cli(&cluster)).await;
     scenario("http status and metrics", http_endpoints(&cluster)).await;
     scenario("reset and change user", reset_and_change_user(&cluster)).await;
@@ -49,15 +50,20 @@ async fn handshake(c: &Cluster) {
     assert_eq!(one, Some(1));
     conn.disconnect().await.unwrap();
 
-    // A user with a stored SHA1(SHA1()) hash ("password").
-    let mut conn = mysql_async::Conn::new(c.opts("user2", "password", None))
+    // A user with a stored SHA1(SHA1()) hash (of "123456").
+    let mut conn = mysql_async::Conn::new(c.opts("user2", "123456", None))
         .await
         .expect("user2 with the right password");
     let db: Option<String> = conn.query_first("SELECT DATABASE()").await.unwrap();
-    assert_eq!(db.as_deref(), Some("commerce"), "no target = the first unsharded keyspace");
+    assert_eq!(
+        db.as_deref(),
+        Some("commerce"),
+        "no target = the first unsharded keyspace"
+    );
     conn.disconnect().await.unwrap();
 
-    let (code, state, message) = server_code(mysql_async::Conn::new(c.opts("user1", "wrong", None)).await);
+    let (code, state, message) =
+        server_code(mysql_async::Conn::new(c.opts("user1", "wrong", None)).await);
     assert_eq!((code, state.as_str()), (1045, "28000"), "{message}");
     assert!(message.contains("user1"), "{message}");
     let (code, _, _) = server_code(mysql_async::Conn::new(c.opts("nobody", "x", None)).await);
@@ -120,14 +126,22 @@ async fn errors_relayed(c: &Cluster) {
 async fn replica_routing(c: &Cluster) {
     let mut conn = c.conn(Some("commerce@replica")).await;
     let port: Option<u16> = conn.query_first("SELECT @@port").await.unwrap();
-    assert_eq!(port, Some(c.replica.port()), "ks@replica goes to the replica");
+    assert_eq!(
+        port,
+        Some(c.replica.port()),
+        "ks@replica goes to the replica"
+    );
     conn.query_drop("USE commerce").await.unwrap();
     let port: Option<u16> = conn.query_first("SELECT @@port").await.unwrap();
     assert_eq!(port, Some(c.primary.port()), "ks goes to the primary");
     conn.query_drop("USE commerce@replica").await.unwrap();
     let port: Option<u16> = conn.query_first("SELECT @@port").await.unwrap();
     assert_eq!(port, Some(c.replica.port()));
-    let (code, _, message) = server_code(conn.query_drop("USE lookup@rdonly").await.and(conn.query_drop("SELECT 1").await));
+    let (code, _, message) = server_code(
+        conn.query_drop("USE lookup@rdonly")
+            .await
+            .and(conn.query_drop("SELECT 1").await),
+    );
     assert_eq!(code, 1105, "{message}");
     assert!(message.contains("rdonly"), "{message}");
     conn.disconnect().await.unwrap();
@@ -136,30 +150,43 @@ async fn replica_routing(c: &Cluster) {
 async fn transactions(c: &Cluster) {
     let mut a = c.conn(Some("commerce")).await;
     let mut b = c.conn(Some("commerce")).await;
-    a.query_drop("CREATE TABLE IF NOT EXISTS tx_t (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB")
-        .await
-        .unwrap();
+    a.query_drop(
+        "CREATE TABLE IF NOT EXISTS tx_t (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB",
+    )
+    .await
+    .unwrap();
     a.query_drop("DELETE FROM tx_t").await.unwrap();
 
     a.query_drop("BEGIN").await.unwrap();
     let conn_id: Option<u64> = a.query_first("SELECT CONNECTION_ID()").await.unwrap();
-    a.query_drop("INSERT INTO tx_t VALUES (1, 'one')").await.unwrap();
+    a.query_drop("INSERT INTO tx_t VALUES (1, 'one')")
+        .await
+        .unwrap();
     // Other sessions use the pool meanwhile; the transaction keeps its connection.
     for _ in 0..5 {
         let n: Option<i64> = b.query_first("SELECT COUNT(*) FROM tx_t").await.unwrap();
         assert_eq!(n, Some(0), "uncommitted row visible to another client");
     }
     let same: Option<u64> = a.query_first("SELECT CONNECTION_ID()").await.unwrap();
-    assert_eq!(conn_id, same, "transaction moved to another backend connection");
+    assert_eq!(
+        conn_id, same,
+        "transaction moved to another backend connection"
+    );
     let own: Option<i64> = a.query_first("SELECT COUNT(*) FROM tx_t").await.unwrap();
-    assert_eq!(own, Some(1), "own uncommitted row visible inside the transaction");
+    assert_eq!(
+        own,
+        Some(1),
+        "own uncommitted row visible inside the transaction"
+    );
     a.query_drop("COMMIT").await.unwrap();
     let n: Option<i64> = b.query_first("SELECT COUNT(*) FROM tx_t").await.unwrap();
     assert_eq!(n, Some(1), "committed row visible");
 
     // ROLLBACK really rolls back.
     a.query_drop("START TRANSACTION").await.unwrap();
-    a.query_drop("INSERT INTO tx_t VALUES (2, 'two')").await.unwrap();
+    a.query_drop("INSERT INTO tx_t VALUES (2, 'two')")
+        .await
+        .unwrap();
     a.query_drop("ROLLBACK").await.unwrap();
     let n: Option<i64> = b.query_first("SELECT COUNT(*) FROM tx_t").await.unwrap();
     assert_eq!(n, Some(1));
@@ -207,7 +234,9 @@ async fn user_variables(c: &Cluster) {
     let v: Option<i64> = a.query_first("SELECT @x + @y").await.unwrap();
     assert_eq!(v, Some(49));
     // A temporary table survives as well.
-    a.query_drop("CREATE TEMPORARY TABLE tmp_t (a INT)").await.unwrap();
+    a.query_drop("CREATE TEMPORARY TABLE tmp_t (a INT)")
+        .await
+        .unwrap();
     a.query_drop("INSERT INTO tmp_t VALUES (5)").await.unwrap();
     let v: Option<i64> = a.query_first("SELECT a FROM tmp_t").await.unwrap();
     assert_eq!(v, Some(5));
@@ -280,7 +309,10 @@ async fn prepared_statements(c: &Cluster) {
     for t in tasks {
         t.await.unwrap();
     }
-    let n: Option<i64> = setup.query_first("SELECT COUNT(*) FROM ps_t").await.unwrap();
+    let n: Option<i64> = setup
+        .query_first("SELECT COUNT(*) FROM ps_t")
+        .await
+        .unwrap();
     assert_eq!(n, Some(240));
 
     // Statement errors come from mysqld; unknown statement ids from the gate.
@@ -297,9 +329,15 @@ async fn prepared_statements(c: &Cluster) {
             .unwrap();
         assert_eq!(v, Some(format!("{i}/s{i}")));
     }
-    let empty: Vec<i64> = setup.exec("SELECT id FROM ps_t WHERE id < ?", (0,)).await.unwrap();
+    let empty: Vec<i64> = setup
+        .exec("SELECT id FROM ps_t WHERE id < ?", (0,))
+        .await
+        .unwrap();
     assert!(empty.is_empty());
-    let v: Option<i64> = setup.exec_first("SELECT COUNT(*) FROM ps_t", Params::Empty).await.unwrap();
+    let v: Option<i64> = setup
+        .exec_first("SELECT COUNT(*) FROM ps_t", Params::Empty)
+        .await
+        .unwrap();
     assert_eq!(v, Some(240));
     setup.disconnect().await.unwrap();
 }
@@ -310,10 +348,16 @@ async fn last_insert_id(c: &Cluster) {
     a.query_drop("CREATE TABLE IF NOT EXISTS ai_t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
         .await
         .unwrap();
-    a.query_drop("INSERT INTO ai_t (v) VALUES (1)").await.unwrap();
+    a.query_drop("INSERT INTO ai_t (v) VALUES (1)")
+        .await
+        .unwrap();
     let a_id = a.last_insert_id().expect("OK packet carries the id");
-    b.query_drop("INSERT INTO ai_t (v) VALUES (2)").await.unwrap();
-    b.query_drop("INSERT INTO ai_t (v) VALUES (3)").await.unwrap();
+    b.query_drop("INSERT INTO ai_t (v) VALUES (2)")
+        .await
+        .unwrap();
+    b.query_drop("INSERT INTO ai_t (v) VALUES (3)")
+        .await
+        .unwrap();
     let b_id = b.last_insert_id().unwrap();
     assert_ne!(a_id, b_id);
     for _ in 0..4 {
@@ -323,7 +367,11 @@ async fn last_insert_id(c: &Cluster) {
         assert_eq!(v, Some(b_id));
     }
     let v: Option<String> = a.query_first("SELECT 'LAST_INSERT_ID()'").await.unwrap();
-    assert_eq!(v.as_deref(), Some("LAST_INSERT_ID()"), "strings are not rewritten");
+    assert_eq!(
+        v.as_deref(),
+        Some("LAST_INSERT_ID()"),
+        "strings are not rewritten"
+    );
     a.disconnect().await.unwrap();
     b.disconnect().await.unwrap();
 }
@@ -385,7 +433,11 @@ async fn raw_login(port: u16) -> TcpStream {
     body.extend_from_slice(b"mysql_native_password\0");
     write_raw_packet(&mut s, 1, &body).await;
     let reply = read_raw_packet(&mut s).await.expect("auth reply");
-    assert_eq!(reply.get(..1), Some(&[0u8][..]), "login as user with an empty password: {reply:?}");
+    assert_eq!(
+        reply.get(..1),
+        Some(&[0u8][..]),
+        "login as user with an empty password: {reply:?}"
+    );
     s
 }
 
@@ -429,14 +481,18 @@ async fn garbage_packets(c: &Cluster) {
 
     // A header promising more than ever arrives.
     let mut s = raw_login(c.port()).await;
-    s.write_all(&[0xE8, 0x03, 0x00, 0x00, 0x03, b'S', b'E']).await.unwrap();
+    s.write_all(&[0xE8, 0x03, 0x00, 0x00, 0x03, b'S', b'E'])
+        .await
+        .unwrap();
     s.shutdown().await.unwrap();
     assert_closed(&mut s, "truncated packet").await;
 
     // Garbage bytes instead of a handshake response.
     let mut s = TcpStream::connect(("127.0.0.1", c.port())).await.unwrap();
     let _ = read_raw_packet(&mut s).await.expect("greeting");
-    s.write_all(&[0x05, 0x00, 0x00, 0x01, 0xde, 0xad, 0xbe, 0xef, 0x00]).await.unwrap();
+    s.write_all(&[0x05, 0x00, 0x00, 0x01, 0xde, 0xad, 0xbe, 0xef, 0x00])
+        .await
+        .unwrap();
     assert_closed(&mut s, "garbage handshake").await;
 
     // An unknown command gets 1047 and the session goes on.
@@ -453,7 +509,10 @@ async fn garbage_packets(c: &Cluster) {
     let reply = read_raw_packet(&mut s).await.expect("error reply");
     assert_eq!(u16::from_le_bytes([reply[1], reply[2]]), 1243);
     let message = String::from_utf8_lossy(&reply[9..]).into_owned();
-    assert_eq!(message, "Unknown prepared statement handler (9) given to mysqld_stmt_execute");
+    assert_eq!(
+        message,
+        "Unknown prepared statement handler (9) given to mysqld_stmt_execute"
+    );
     // COM_INIT_DB: unknown, then known; the target is used afterwards.
     let mut init_db = vec![0x02];
     init_db.extend_from_slice(b"nope");
@@ -463,7 +522,10 @@ async fn garbage_packets(c: &Cluster) {
     let mut init_db = vec![0x02];
     init_db.extend_from_slice(b"lookup");
     write_raw_packet(&mut s, 0, &init_db).await;
-    assert_eq!(read_raw_packet(&mut s).await.expect("init db reply")[0], 0x00);
+    assert_eq!(
+        read_raw_packet(&mut s).await.expect("init db reply")[0],
+        0x00
+    );
     let mut field_list = vec![0x04];
     field_list.extend_from_slice(b"no_such_table\0");
     write_raw_packet(&mut s, 0, &field_list).await;
@@ -481,17 +543,57 @@ async fn garbage_packets(c: &Cluster) {
 }
 
 async fn backend_down(c: &Cluster) {
-    let mut conn = c.conn(Some("dead")).await;
+    let mut conn = c.conn(None).await;
+    conn.query_drop("USE dead").await.unwrap();
     let started = Instant::now();
     let (code, state, message) = server_code(conn.query_drop("SELECT 1").await);
     assert_eq!((code, state.as_str()), (1105, "HY000"));
     assert!(message.contains("zone1-0000000300"), "{message}");
     assert!(message.contains(&c.dead_port.to_string()), "{message}");
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
     conn.query_drop("USE commerce").await.unwrap();
     let v: Option<i64> = conn.query_first("SELECT 1").await.unwrap();
     assert_eq!(v, Some(1));
     conn.disconnect().await.unwrap();
+}
+
+/// Kills every connection the gate has open to the primary's mysqld.
+async fn kill_gate_backends(c: &Cluster) -> usize {
+    let mut dba = c.primary.dba_conn().await.unwrap();
+    let ids: Vec<u64> = dba
+        .query("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'tessera_app'")
+        .await
+        .unwrap();
+    for id in &ids {
+        let _ = dba.query_drop(format!("KILL {id}")).await;
+    }
+    dba.disconnect().await.ok();
+    ids.len()
+}
+
+async fn stale_connections(c: &Cluster) {
+    let mut conn = c.conn(Some("commerce")).await;
+    let mut pinned = c.conn(Some("commerce")).await;
+    pinned.query_drop("SET @pin = 1").await.unwrap();
+    let before: Option<u64> = conn.query_first("SELECT CONNECTION_ID()").await.unwrap();
+    assert!(kill_gate_backends(c).await >= 2);
+    // The pooled connections are dead now: the gate retries on a new one.
+    let after: Option<u64> = conn.query_first("SELECT CONNECTION_ID()").await.unwrap();
+    assert_ne!(before, after, "a killed connection cannot answer");
+    let stmt_result: Option<i64> = conn.exec_first("SELECT ? * 2", (21,)).await.unwrap();
+    assert_eq!(stmt_result, Some(42));
+    // A reserved connection cannot be replaced silently: its state is gone.
+    let (code, _, message) = server_code(pinned.query_drop("SELECT @pin").await);
+    assert_eq!(code, 2013, "{message}");
+    assert!(message.contains("zone1-0000000100"), "{message}");
+    let v: Option<Option<i64>> = pinned.query_first("SELECT @pin").await.unwrap();
+    assert_eq!(v, Some(None), "the session continues on a new connection");
+    conn.disconnect().await.unwrap();
+    pinned.disconnect().await.unwrap();
 }
 
 async fn mariadb_cli(c: &Cluster) {
@@ -512,11 +614,22 @@ async fn mariadb_cli(c: &Cluster) {
         .await
         .expect("running mariadb");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "mariadb failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "mariadb failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(stdout, "commerce\ndead\nlookup\nlookup\n42\n");
 
     let out = tokio::process::Command::new("mariadb")
-        .args(["-h127.0.0.1", &format!("-P{port}"), "-uuser1", "-pnope", "-e", "SELECT 1"])
+        .args([
+            "-h127.0.0.1",
+            &format!("-P{port}"),
+            "-uuser1",
+            "-pnope",
+            "-e",
+            "SELECT 1",
+        ])
         .output()
         .await
         .expect("running mariadb");
@@ -525,12 +638,22 @@ async fn mariadb_cli(c: &Cluster) {
     assert!(stderr.contains("1045"), "{stderr}");
 
     let out = tokio::process::Command::new("mariadb")
-        .args(["-h127.0.0.1", &format!("-P{port}"), "-uuser1", "-ppw1", "-e", "SELEC 1"])
+        .args([
+            "-h127.0.0.1",
+            &format!("-P{port}"),
+            "-uuser1",
+            "-ppw1",
+            "-e",
+            "SELEC 1",
+        ])
         .output()
         .await
         .expect("running mariadb");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("ERROR 1064 (42000)") && stderr.contains("SELEC 1"), "{stderr}");
+    assert!(
+        stderr.contains("ERROR 1064 (42000)") && stderr.contains("SELEC 1"),
+        "{stderr}"
+    );
 }
 
 async fn http_endpoints(c: &Cluster) {
@@ -552,16 +675,42 @@ async fn http_endpoints(c: &Cluster) {
     assert_eq!(tablets[0]["type"], "primary");
     assert_eq!(tablets[0]["health"], "unknown");
     assert_eq!(tablets[1]["type"], "replica");
+    let open = tablets[0]["pool_open"].as_u64().unwrap();
+    assert!(
+        (1..=4).contains(&open),
+        "pool of 4 holds {open} connections"
+    );
 
-    let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let queries = metric_value(&metrics, "tessera_gate_commands_total{command=\"query\"}");
     assert!(queries > 100.0, "{queries}");
-    assert!(metric_value(&metrics, "tessera_gate_commands_total{command=\"stmt_execute\"}") >= 480.0);
+    assert!(
+        metric_value(
+            &metrics,
+            "tessera_gate_commands_total{command=\"stmt_execute\"}"
+        ) >= 480.0
+    );
     assert!(metric_value(&metrics, "tessera_gate_errors_total") >= 5.0);
     assert!(metric_value(&metrics, "tessera_gate_handshake_failures_total") >= 2.0);
-    assert!(metric_value(&metrics, "tessera_gate_pool_connects_total{tablet=\"zone1-0000000100\"}") >= 1.0);
-    assert!(metrics.contains("tessera_gate_pool_idle{tablet=\"zone1-0000000100\"}"), "{metrics}");
-    assert!(metrics.contains("tessera_gate_client_connections "), "{metrics}");
+    assert!(
+        metric_value(
+            &metrics,
+            "tessera_gate_pool_connects_total{tablet=\"zone1-0000000100\"}"
+        ) >= 1.0
+    );
+    assert!(
+        metrics.contains("tessera_gate_pool_idle{tablet=\"zone1-0000000100\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tessera_gate_client_connections "),
+        "{metrics}"
+    );
 }
 
 fn metric_value(text: &str, name: &str) -> f64 {
@@ -584,13 +733,16 @@ async fn reset_and_change_user(c: &Cluster) {
     conn.change_user(
         mysql_async::ChangeUserOpts::default()
             .with_user(Some("user2".into()))
-            .with_pass(Some("password".into()))
+            .with_pass(Some("123456".into()))
             .with_db_name(Some("lookup".into())),
     )
     .await
     .unwrap();
-    let (db, kept): (Option<String>, Option<i64>) =
-        conn.query_first("SELECT DATABASE(), @kept").await.unwrap().unwrap();
+    let (db, kept): (Option<String>, Option<i64>) = conn
+        .query_first("SELECT DATABASE(), @kept")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(db.as_deref(), Some("lookup"));
     assert_eq!(kept, None);
     let r = conn

@@ -39,6 +39,10 @@ pub async fn start_mysqld(dir: PathBuf, server_id: u32, databases: &[&str]) -> M
             .await
             .expect("creating database");
     }
+    // Tablets boot read-only (their agent decides); these play primaries.
+    conn.query_drop("SET GLOBAL read_only = 0")
+        .await
+        .expect("making mysqld writable");
     conn.disconnect().await.ok();
     mysqld
 }
@@ -119,8 +123,20 @@ impl Cluster {
         let store = LocalStore::open(&dir.path().join("topo.redb")).expect("open local store");
         let topo = Topo::new(Arc::new(store));
 
-        let p = tablet(100, "commerce", TabletType::Primary, primary.port(), "commerce");
-        let r = tablet(101, "commerce", TabletType::Replica, replica.port(), "commerce");
+        let p = tablet(
+            100,
+            "commerce",
+            TabletType::Primary,
+            primary.port(),
+            "commerce",
+        );
+        let r = tablet(
+            101,
+            "commerce",
+            TabletType::Replica,
+            replica.port(),
+            "commerce",
+        );
         add_keyspace(&topo, "commerce", &p, &[r]).await;
         let l = tablet(200, "lookup", TabletType::Primary, primary.port(), "lookup");
         add_keyspace(&topo, "lookup", &l, &[]).await;
