@@ -20,6 +20,8 @@ use crate::target::Target;
 
 /// How long one agent health poll may take.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long one topology read may take before the last records are kept.
+const STORE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -366,7 +368,13 @@ impl TopologyWatcher {
 
     /// One round: re-read the topology, poll health, swap in a new table.
     pub async fn refresh(&mut self) {
-        let store_error = match self.read_records().await {
+        let read = tokio::time::timeout(STORE_TIMEOUT, self.read_records()).await;
+        let read = read.unwrap_or_else(|_| {
+            Err(tessera_topo::TopoError::Backend(format!(
+                "topology read timed out after {STORE_TIMEOUT:?}"
+            )))
+        });
+        let store_error = match read {
             Ok(r) => {
                 self.records = Some(r);
                 None
@@ -599,5 +607,196 @@ pub async fn run_watcher(
     }
     for pool in watcher.pools.values() {
         pool.retire();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::PoolMetrics;
+
+    fn route(uid: u32, ty: TabletType, health: Health) -> (TabletAlias, Arc<TabletRoute>) {
+        let alias = TabletAlias::new("zone1", uid);
+        let tablet = Tablet {
+            format: 1,
+            alias: alias.clone(),
+            hostname: "h".into(),
+            keyspace: "ks".into(),
+            shard: "0".into(),
+            tablet_type: ty,
+            mysql_host: "127.0.0.1".into(),
+            mysql_port: 1,
+            agent_addr: "127.0.0.1:1".into(),
+            db_name: "ks".into(),
+            primary_term: 0,
+            needs_reseed: false,
+        };
+        let settings = PoolSettings {
+            user: "u".into(),
+            password: "p".into(),
+            max_connections: 1,
+            wait_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+        };
+        let pool = TabletPool::new(
+            alias.clone(),
+            tablet.mysql_addr(),
+            "ks".into(),
+            &settings,
+            PoolMetrics::default(),
+        );
+        (
+            alias,
+            Arc::new(TabletRoute {
+                tablet,
+                health,
+                health_error: None,
+                pool,
+            }),
+        )
+    }
+
+    fn shard(primary: Option<u32>) -> Shard {
+        Shard {
+            keyspace: "ks".into(),
+            name: "0".into(),
+            primary_alias: primary.map(|uid| TabletAlias::new("zone1", uid)),
+            ..Default::default()
+        }
+    }
+
+    fn table_of(shards: Vec<ShardRoute>, sharded: bool) -> RoutingTable {
+        let mut keyspaces = BTreeMap::new();
+        keyspaces.insert(
+            "ks".to_string(),
+            KeyspaceRoute {
+                keyspace: Keyspace {
+                    name: "ks".into(),
+                    sharded,
+                    ..Default::default()
+                },
+                shards: shards
+                    .into_iter()
+                    .map(|s| (s.shard.name.clone(), s))
+                    .collect(),
+            },
+        );
+        RoutingTable {
+            keyspaces,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn primary_routed_unless_not_serving() {
+        let routes: HashMap<_, _> = [route(1, TabletType::Primary, Health::Unknown)].into();
+        let s = build_shard(&shard(Some(1)), &routes);
+        assert_eq!(s.pick(TabletType::Primary).unwrap().tablet.alias.uid, 1);
+
+        let routes: HashMap<_, _> = [route(1, TabletType::Primary, Health::NotServing)].into();
+        let s = build_shard(&shard(Some(1)), &routes);
+        let err = s.pick(TabletType::Primary).err().unwrap();
+        assert!(
+            matches!(&err, RouteError::NoTablet(m) if m.contains("not serving")),
+            "{err:?}"
+        );
+
+        let s = build_shard(&shard(None), &routes);
+        assert!(s.pick(TabletType::Primary).is_err());
+        let s = build_shard(&shard(Some(9)), &routes);
+        let err = s.pick(TabletType::Primary).err().unwrap();
+        assert!(
+            matches!(&err, RouteError::NoTablet(m) if m.contains("no tablet record")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn replicas_round_robin_over_serving_with_unknown_fallback() {
+        let routes: HashMap<_, _> = [
+            route(1, TabletType::Primary, Health::Serving),
+            route(2, TabletType::Replica, Health::Serving),
+            route(3, TabletType::Replica, Health::Serving),
+            route(4, TabletType::Replica, Health::Unknown),
+            route(5, TabletType::Replica, Health::NotServing),
+            route(6, TabletType::Rdonly, Health::Unknown),
+        ]
+        .into();
+        let s = build_shard(&shard(Some(1)), &routes);
+        let picks: Vec<u32> = (0..4)
+            .map(|_| s.pick(TabletType::Replica).unwrap().tablet.alias.uid)
+            .collect();
+        assert_eq!(
+            picks,
+            vec![2, 3, 2, 3],
+            "only serving replicas, alternating"
+        );
+        assert_eq!(
+            s.pick(TabletType::Rdonly).unwrap().tablet.alias.uid,
+            6,
+            "unknown as fallback"
+        );
+        assert!(s.pick(TabletType::Spare).is_err());
+
+        let routes: HashMap<_, _> = [
+            route(1, TabletType::Primary, Health::Serving),
+            route(5, TabletType::Replica, Health::NotServing),
+        ]
+        .into();
+        let s = build_shard(&shard(Some(1)), &routes);
+        assert!(
+            s.pick(TabletType::Replica).is_err(),
+            "not-serving replicas are never used"
+        );
+    }
+
+    #[test]
+    fn targets_resolve_against_the_table() {
+        let routes: HashMap<_, _> = [route(1, TabletType::Primary, Health::Serving)].into();
+        let table = table_of(vec![build_shard(&shard(Some(1)), &routes)], false);
+        assert!(table.all_primaries_routable());
+        assert_eq!(table.resolve(None).unwrap().tablet.alias.uid, 1);
+        let t = Target::parse("ks:0").unwrap();
+        assert_eq!(table.resolve(Some(&t)).unwrap().tablet.alias.uid, 1);
+        let t = Target::parse("ks:80-").unwrap();
+        assert_eq!(
+            table.validate(&t),
+            Err(RouteError::UnknownDatabase("ks:80-".into()))
+        );
+        let t = Target::parse("other").unwrap();
+        let (code, state, message) = table.resolve(Some(&t)).err().unwrap().to_mysql();
+        assert_eq!(
+            (code, state, message.as_str()),
+            (1049, "42000", "Unknown database 'other'")
+        );
+        assert_eq!(
+            RoutingTable::default()
+                .resolve(None)
+                .err()
+                .unwrap()
+                .to_mysql()
+                .0,
+            1046
+        );
+        assert!(!RoutingTable::default().all_primaries_routable());
+    }
+
+    #[test]
+    fn sharded_keyspace_needs_a_shard_target() {
+        let routes: HashMap<_, _> = [route(1, TabletType::Primary, Health::Serving)].into();
+        let mut a = shard(Some(1));
+        a.name = "-80".into();
+        let mut b = shard(Some(1));
+        b.name = "80-".into();
+        let table = table_of(
+            vec![build_shard(&a, &routes), build_shard(&b, &routes)],
+            true,
+        );
+        let t = Target::parse("ks").unwrap();
+        assert_eq!(table.resolve(Some(&t)).err().unwrap().to_mysql().0, 1235);
+        let t = Target::parse("ks:80-").unwrap();
+        assert!(table.resolve(Some(&t)).is_ok());
+        // The only keyspace is the default even when sharded.
+        assert!(table.default_keyspace().is_some());
     }
 }

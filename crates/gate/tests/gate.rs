@@ -38,6 +38,7 @@ async fn gate_end_to_end() {
     scenario("garbage packets", garbage_packets(&cluster)).await;
     scenario("backend down", backend_down(&cluster)).await;
     scenario("stale pooled connections", stale_connections(&cluster)).await;
+    scenario("pool bound and wait", pool_bound(&cluster)).await;
     scenario("mariadb cli", mariadb_cli(&cluster)).await;
     scenario("http status and metrics", http_endpoints(&cluster)).await;
     scenario("reset and change user", reset_and_change_user(&cluster)).await;
@@ -594,6 +595,64 @@ async fn stale_connections(c: &Cluster) {
     assert_eq!(v, Some(None), "the session continues on a new connection");
     conn.disconnect().await.unwrap();
     pinned.disconnect().await.unwrap();
+}
+
+async fn pool_bound(c: &Cluster) {
+    // Four sessions each hold a connection inside a transaction: the pool of
+    // four is exhausted.
+    let mut holders = Vec::new();
+    for _ in 0..4 {
+        let mut h = c.conn(Some("commerce")).await;
+        h.query_drop("BEGIN").await.unwrap();
+        h.query_drop("SELECT 1").await.unwrap();
+        holders.push(h);
+    }
+    // A fifth waits and gets the connection as soon as one is released.
+    let opts = c.opts("user1", "pw1", None);
+    let waiter = tokio::spawn(async move {
+        let mut conn = mysql_async::Conn::new(opts.db_name(Some("lookup")))
+            .await
+            .unwrap();
+        conn.query_drop("USE commerce").await.unwrap();
+        let started = Instant::now();
+        let v: Option<i64> = conn.query_first("SELECT 5").await.unwrap();
+        (v, started.elapsed(), conn)
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    holders[0].query_drop("COMMIT").await.unwrap();
+    let (v, waited, conn) = waiter.await.unwrap();
+    assert_eq!(v, Some(5));
+    assert!(
+        waited >= Duration::from_millis(1000),
+        "did not wait: {waited:?}"
+    );
+    conn.disconnect().await.unwrap();
+
+    // With all four held again, a waiter gives up with a clear error.
+    holders[0].query_drop("BEGIN").await.unwrap();
+    holders[0].query_drop("SELECT 1").await.unwrap();
+    let mut late = c.conn(Some("lookup")).await;
+    late.query_drop("USE commerce").await.unwrap();
+    let started = Instant::now();
+    let (code, _, message) = server_code(late.query_drop("SELECT 6").await);
+    assert_eq!(code, 1105, "{message}");
+    assert!(
+        message.contains("all 4 connections are in use"),
+        "{message}"
+    );
+    assert!(message.contains("zone1-0000000100"), "{message}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    for mut h in holders {
+        h.query_drop("ROLLBACK").await.unwrap();
+        h.disconnect().await.unwrap();
+    }
+    let v: Option<i64> = late.query_first("SELECT 6").await.unwrap();
+    assert_eq!(v, Some(6));
+    late.disconnect().await.unwrap();
 }
 
 async fn mariadb_cli(c: &Cluster) {
