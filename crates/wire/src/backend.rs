@@ -275,6 +275,7 @@ impl BackendConn {
         let mut result = QueryResult::default();
         let mut first = true;
         let mut error = None;
+        let mut refused_local_infile = false;
         loop {
             let (seq, packet) = self.read_packet().await?;
             let more = match packet.first() {
@@ -290,8 +291,12 @@ impl BackendConn {
                     false
                 }
                 Some(0xFB) => {
-                    self.refuse_local_infile(seq).await?;
-                    return Err(protocol_err("LOAD DATA LOCAL INFILE is not supported"));
+                    // Refuse with an empty file, then read on to the statement's own answer.
+                    let mut next = seq.wrapping_add(1);
+                    self.conn.write_packet(&mut next, &[]);
+                    self.flush().await?;
+                    refused_local_infile = true;
+                    continue;
                 }
                 _ => {
                     let mut buf = &packet[..];
@@ -351,26 +356,13 @@ impl BackendConn {
                 break;
             }
         }
+        if refused_local_infile {
+            return Err(protocol_err("LOAD DATA LOCAL INFILE is not supported"));
+        }
         match error {
             Some(err) => Err(BackendError::Server(err)),
             None => Ok(result),
         }
-    }
-
-    /// Answers a LOCAL INFILE request with an empty file and reads the server's final
-    /// answer, so the connection stays usable after we refuse the statement.
-    pub(crate) async fn refuse_local_infile(
-        &mut self,
-        request_seq: u8,
-    ) -> Result<(), BackendError> {
-        let mut seq = request_seq.wrapping_add(1);
-        self.conn.write_packet(&mut seq, &[]);
-        self.flush().await?;
-        let (_, reply) = self.read_packet().await?;
-        if let Some(ok) = parse_ok(&reply, self.capabilities) {
-            self.status = ok.status;
-        }
-        Ok(())
     }
 }
 

@@ -22,6 +22,9 @@ pub const MAX_FRAME: usize = 0xFF_FFFF;
 /// Bytes the read buffer asks the socket for at least, so small frames are read in batches.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// Buffers that grew past this for one big packet are replaced once empty.
+const SHRINK_ABOVE: usize = 1024 * 1024;
+
 /// One raw frame as it arrived: valid until the next read call on its connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Frame<'a> {
@@ -161,6 +164,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> PacketConn<S> {
             self.read_buf.advance(self.consumed);
             self.consumed = 0;
         }
+        // One huge packet must not pin its buffer for the rest of the connection.
+        if self.read_buf.is_empty() && self.read_buf.capacity() > SHRINK_ABOVE {
+            self.read_buf = BytesMut::with_capacity(READ_CHUNK * 2);
+        }
     }
 
     /// Reads one whole frame and returns its length and seq, leaving it at the front of the
@@ -200,8 +207,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> PacketConn<S> {
             return Ok(None);
         };
         if len < MAX_FRAME {
-            self.read_buf.advance(4);
-            return Ok(Some((seq, self.read_buf.split_to(len).freeze())));
+            // Copied out rather than split off, so the read buffer stays uniquely owned and
+            // is reused instead of reallocated while the caller holds the packet.
+            let payload = Bytes::copy_from_slice(&self.read_buf[4..4 + len]);
+            self.read_buf.advance(4 + len);
+            return Ok(Some((seq, payload)));
         }
         let mut joined = BytesMut::with_capacity(len * 2);
         let mut frame_len = len;
@@ -229,6 +239,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> PacketConn<S> {
         if !self.write_buf.is_empty() {
             let result = self.stream.write_all(&self.write_buf).await;
             self.write_buf.clear();
+            if self.write_buf.capacity() > SHRINK_ABOVE {
+                self.write_buf = BytesMut::with_capacity(READ_CHUNK);
+            }
             result?;
         }
         self.stream.flush().await

@@ -57,11 +57,13 @@ enum Expect {
 struct ClientSink<'c, C> {
     client: &'c mut PacketConn<C>,
     error: Option<io::Error>,
+    /// Set once the rest of the response must not reach the client.
+    discarding: bool,
 }
 
 impl<C: AsyncRead + AsyncWrite + Unpin + Send> ClientSink<'_, C> {
     async fn copy(&mut self, raw: &[u8]) {
-        if self.error.is_some() {
+        if self.error.is_some() || self.discarding {
             return;
         }
         let result = if raw.len() >= FLUSH_THRESHOLD {
@@ -96,9 +98,14 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> ClientSink<'_, C> {
 
 /// Reads one whole response to a command from `backend` and copies every frame unchanged to
 /// `client`: OK, ERR, or result sets (text, or binary when `binary`) for as long as
-/// SERVER_MORE_RESULTS_EXISTS is set. A LOCAL INFILE request is refused on the backend and
-/// reported as a protocol error (nothing of it reaches the client). If the client fails, the
-/// backend response is still drained and `Client` returned afterwards.
+/// SERVER_MORE_RESULTS_EXISTS is set. Flushes the client when its buffer passes
+/// FLUSH_THRESHOLD and at the end.
+///
+/// A LOCAL INFILE request (only possible if CLIENT_LOCAL_FILES was negotiated, which
+/// backends never ask for) is refused with an empty file, the rest of the response drained
+/// unseen, and `Protocol` returned; the backend stays usable. If the client fails, the
+/// backend response is still drained and `Client` returned afterwards. After any other
+/// `Protocol` error the backend connection's position is unknown: discard it.
 pub async fn relay_response<C: AsyncWrite + AsyncRead + Unpin + Send>(
     backend: &mut BackendConn,
     client: &mut PacketConn<C>,
@@ -128,10 +135,11 @@ async fn relay<C: AsyncWrite + AsyncRead + Unpin + Send>(
     let mut sink = ClientSink {
         client,
         error: None,
+        discarding: false,
     };
     // True while the frames being read continue a packet of MAX_FRAME-sized frames.
     let mut continuing = false;
-    let mut local_infile_seq = None;
+    let mut refused_local_infile = false;
     loop {
         let frame = match backend.conn.read_frame().await {
             Ok(Some(frame)) => frame,
@@ -165,7 +173,14 @@ async fn relay<C: AsyncWrite + AsyncRead + Unpin + Send>(
                     done = true;
                 }
                 Some(0xFB) => {
-                    local_infile_seq = Some(frame.seq);
+                    // Refuse with an empty file; the statement's own OK/ERR (and any further
+                    // results) follow and are drained without reaching the client.
+                    let mut seq = frame.seq.wrapping_add(1);
+                    backend.conn.write_packet(&mut seq, &[]);
+                    backend.conn.flush().await.map_err(RelayError::Backend)?;
+                    refused_local_infile = true;
+                    sink.discarding = true;
+                    continue;
                 }
                 _ => {
                     let mut buf = payload;
@@ -225,20 +240,6 @@ async fn relay<C: AsyncWrite + AsyncRead + Unpin + Send>(
                 }
             }
         }
-        if let Some(seq) = local_infile_seq {
-            let _ = frame;
-            backend
-                .refuse_local_infile(seq)
-                .await
-                .map_err(|err| match err {
-                    crate::backend::BackendError::Io(io) => RelayError::Backend(io),
-                    other => RelayError::Protocol(other.to_string()),
-                })?;
-            sink.finish().await?;
-            return Err(RelayError::Protocol(
-                "LOAD DATA LOCAL INFILE is not supported".into(),
-            ));
-        }
         sink.copy(frame.raw).await;
         if done {
             break;
@@ -246,5 +247,10 @@ async fn relay<C: AsyncWrite + AsyncRead + Unpin + Send>(
     }
     backend.status = summary.status;
     sink.finish().await?;
+    if refused_local_infile {
+        return Err(RelayError::Protocol(
+            "LOAD DATA LOCAL INFILE is not supported".into(),
+        ));
+    }
     Ok(summary)
 }
