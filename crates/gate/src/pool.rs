@@ -327,6 +327,14 @@ impl TabletPool {
             Err(_) => Err(fail(format!("no answer within {:?}", self.connect_timeout))),
             Ok(Err(e)) => Err(fail(backend_error_text(&e))),
             Ok(Ok(mut backend)) => {
+                // Relayed bytes are only valid for the client when mysqld
+                // agreed to every format-changing flag the client uses.
+                let missing = flavour.capabilities - backend.capabilities;
+                if !missing.is_empty() {
+                    return Err(fail(format!(
+                        "mysqld does not support capabilities {missing:?} the client negotiated"
+                    )));
+                }
                 if flavour.charset != UTF8MB4_GENERAL_CI {
                     set_charset(&mut backend, flavour.charset)
                         .await

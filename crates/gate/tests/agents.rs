@@ -147,7 +147,10 @@ async fn agents_health_replica_reads_and_store_outage() {
     }
     assert_eq!(seen, 2, "the replica never caught up");
     // The replica is read-only for the application user.
-    let err = r.query_drop("INSERT INTO t VALUES (3, 'c')").await.unwrap_err();
+    let err = r
+        .query_drop("INSERT INTO t VALUES (3, 'c')")
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, mysql_async::Error::Server(e) if e.code == 1290),
         "{err:?}"
@@ -159,10 +162,7 @@ async fn agents_health_replica_reads_and_store_outage() {
         !status(&gate).await["store_error"].is_null()
     })
     .await;
-    let v: Option<String> = w
-        .query_first("SELECT v FROM t WHERE id = 2")
-        .await
-        .unwrap();
+    let v: Option<String> = w.query_first("SELECT v FROM t WHERE id = 2").await.unwrap();
     assert_eq!(v.as_deref(), Some("b"));
     let mut fresh = mysql_async::Conn::new(opts("ks")).await.unwrap();
     let n: Option<i64> = fresh.query_first("SELECT COUNT(*) FROM t").await.unwrap();

@@ -32,6 +32,7 @@ async fn gate_end_to_end() {
     scenario("transactions", transactions(&cluster)).await;
     scenario("user variables", user_variables(&cluster)).await;
     scenario("prepared statements", prepared_statements(&cluster)).await;
+    scenario("long data", long_data(&cluster)).await;
     scenario("last insert id", last_insert_id(&cluster)).await;
     scenario("large result", large_result(&cluster)).await;
     scenario("multi statements", multi_statements(&cluster)).await;
@@ -341,6 +342,38 @@ async fn prepared_statements(c: &Cluster) {
         .unwrap();
     assert_eq!(v, Some(240));
     setup.disconnect().await.unwrap();
+}
+
+async fn long_data(c: &Cluster) {
+    let mut conn = c.conn(Some("commerce")).await;
+    conn.query_drop("CREATE TABLE IF NOT EXISTS blob_t (id INT PRIMARY KEY, b LONGBLOB)")
+        .await
+        .unwrap();
+    // Above 16 MiB mysql_async sends the parameter with COM_STMT_SEND_LONG_DATA.
+    let blob: Vec<u8> = (0..17 * 1024 * 1024 + 13)
+        .map(|i: usize| (i % 251) as u8)
+        .collect();
+    conn.exec_drop("INSERT INTO blob_t VALUES (?, ?)", (1, blob.clone()))
+        .await
+        .unwrap();
+    let (len, md5): (u64, String) = conn
+        .query_first("SELECT LENGTH(b), MD5(b) FROM blob_t WHERE id = 1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(len, blob.len() as u64);
+    let back: Option<Vec<u8>> = conn
+        .exec_first("SELECT b FROM blob_t WHERE id = ?", (1,))
+        .await
+        .unwrap();
+    assert!(
+        back.as_deref() == Some(&blob[..]),
+        "17 MiB blob came back changed"
+    );
+    let same_md5: Option<String> = conn.exec_first("SELECT MD5(?)", (blob,)).await.unwrap();
+    assert_eq!(same_md5, Some(md5));
+    conn.query_drop("DROP TABLE blob_t").await.unwrap();
+    conn.disconnect().await.unwrap();
 }
 
 async fn last_insert_id(c: &Cluster) {
@@ -755,6 +788,13 @@ async fn http_endpoints(c: &Cluster) {
         ) >= 480.0
     );
     assert!(metric_value(&metrics, "tessera_gate_errors_total") >= 5.0);
+    assert!(
+        metric_value(
+            &metrics,
+            "tessera_gate_commands_total{command=\"stmt_send_long_data\"}"
+        ) >= 1.0,
+        "the 17 MiB parameter went as long data"
+    );
     assert!(metric_value(&metrics, "tessera_gate_handshake_failures_total") >= 2.0);
     assert!(
         metric_value(
