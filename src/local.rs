@@ -109,7 +109,23 @@ fn pid_file(data_dir: &Path) -> PathBuf {
 fn running_pid(data_dir: &Path) -> Option<i32> {
     let text = std::fs::read_to_string(pid_file(data_dir)).ok()?;
     let pid: i32 = text.trim().parse().ok()?;
-    kill(Pid::from_raw(pid), None).ok().map(|_| pid)
+    is_alive(pid).then_some(pid)
+}
+
+/// Whether `pid` runs. A zombie (exited, not yet reaped by its parent) does
+/// not count: signalling it succeeds although it is gone.
+fn is_alive(pid: i32) -> bool {
+    if kill(Pid::from_raw(pid), None).is_err() {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
+            .unwrap_or(true),
+        Err(_) => false,
+    }
 }
 
 fn loopback(port: u16) -> SocketAddr {
@@ -383,7 +399,7 @@ async fn down(args: DownArgs) -> anyhow::Result<()> {
     kill(Pid::from_raw(pid), Signal::SIGTERM).context("cannot signal the cluster process")?;
     let deadline = Instant::now() + Duration::from_secs(90);
     while Instant::now() < deadline {
-        if kill(Pid::from_raw(pid), None).is_err() {
+        if !is_alive(pid) {
             println!("stopped local cluster (pid {pid})");
             return Ok(());
         }

@@ -145,7 +145,11 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run(cli))
+    let result = runtime.block_on(run(cli));
+    // Every component has stopped by now; a blocking task still parked (a
+    // topology watch, a child's pipe) must not keep the process alive.
+    runtime.shutdown_timeout(Duration::from_secs(3));
+    result
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -78,6 +78,10 @@ impl LocalCluster {
             .args(["--tablet-port-base", &ports.tablet_base.to_string()])
             .args(["--mysqld-port-base", &ports.mysqld_base.to_string()])
             .args(extra)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_string()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

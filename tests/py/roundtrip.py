@@ -1,4 +1,5 @@
-"""PyMySQL through the gate: every column type survives a parameterised
+"""PyMySQL through the gate (negative TIME values with a fraction are left out:
+PyMySQL itself formats them wrongly): every column type survives a parameterised
 insert and a select unchanged. Usage: roundtrip.py PORT"""
 import datetime
 import decimal
@@ -23,11 +24,11 @@ rows = [
      decimal.Decimal("-12345678901234567890123456789012345.123456789012345678901234567890"),
      3.5, -1.2345678901234567e300, "héllo", "emoji 😀 ünïcödé", "long 🐍 " * 500,
      b"\x00\xff\x80\x01", bytes(range(256)), bytes((i * 7) % 256 for i in range(60000)),
-     datetime.date(2024, 2, 29), datetime.timedelta(days=-2, hours=13, minutes=39, seconds=29, microseconds=876544),
+     datetime.date(2024, 2, 29), datetime.timedelta(hours=-5),
      datetime.datetime(9999, 12, 31, 23, 59, 59, 999999),
      datetime.datetime(2001, 2, 3, 4, 5, 6, 654321), json.dumps({"a": [1, 2.5, "x😀"], "b": None}), None),
     (2, 127, 0, 9223372036854775807, 0, decimal.Decimal("0E-30"), 0.0, 0.0, "", "", "",
-     b"\x00\x00\x00\x00", b"", b"", datetime.date(1000, 1, 1), datetime.timedelta(hours=838, minutes=59, seconds=59),
+     b"\x00\x00\x00\x00", b"", b"", datetime.date(1000, 1, 1), datetime.timedelta(hours=838, minutes=59, seconds=58, microseconds=999999),
      datetime.datetime(1000, 1, 1, 0, 0, 0), None, "[]", 7),
 ]
 cur.executemany("INSERT INTO py_types VALUES (" + ",".join(["%s"] * 20) + ")", rows)
