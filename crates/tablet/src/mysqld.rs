@@ -413,10 +413,18 @@ impl Mysqld {
         }
     }
 
-    /// Whether mysqld accepts a connection on its TCP port. A refused login
-    /// counts: the server is up, which is what this asks.
+    /// Whether our mysqld accepts a connection. Asked over the unix socket,
+    /// which only our server creates, so another server squatting on the TCP
+    /// port cannot pass for ours. A refused login counts: the server is up,
+    /// which is all this asks (before the init SQL there is no dba user).
     async fn answers(&self) -> bool {
-        let attempt = tokio::time::timeout(Duration::from_secs(5), self.dba_conn_raw()).await;
+        let c = &self.cfg.credentials;
+        let opts = mysql_async::OptsBuilder::default()
+            .socket(Some(self.socket_path().to_string_lossy().into_owned()))
+            .user(Some(c.dba_user.clone()))
+            .pass(Some(c.dba_password.clone()));
+        let attempt =
+            tokio::time::timeout(Duration::from_secs(5), mysql_async::Conn::new(opts)).await;
         match attempt {
             Ok(Ok(conn)) => {
                 let _ = conn.disconnect().await;
@@ -446,10 +454,17 @@ impl Mysqld {
         }
         tracing::warn!(pid, "stopping a mariadbd left running by an earlier agent");
         let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Path::new(&format!("/proc/{pid}")).exists() {
+        let mut deadline = Instant::now() + STOP_TIMEOUT;
+        let mut killed = false;
+        while process_alive(pid) {
             if Instant::now() >= deadline {
+                if killed {
+                    tracing::error!(pid, "an earlier agent's mariadbd survives SIGKILL");
+                    return;
+                }
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                killed = true;
+                deadline = Instant::now() + Duration::from_secs(10);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -515,6 +530,19 @@ fn dir_is_empty(dir: &Path) -> anyhow::Result<bool> {
         Ok(mut entries) => Ok(entries.next().is_none()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
         Err(e) => Err(anyhow::Error::new(e).context(format!("reading {}", dir.display()))),
+    }
+}
+
+/// Whether `pid` is a live process: a zombie (dead, not yet reaped by its
+/// parent) holds no locks and counts as gone.
+fn process_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| state != 'Z' && state != 'X'),
+        Err(_) => false,
     }
 }
 

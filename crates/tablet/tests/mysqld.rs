@@ -186,3 +186,61 @@ async fn bad_config_is_a_clear_error() {
     let err = mysqld.init_if_needed().await.unwrap_err();
     assert!(err.to_string().contains("port"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphan_from_a_dead_agent_is_replaced_and_port_squatter_is_detected() {
+    common::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = MysqldConfig::new(dir.path().join("t4"), common::free_port(), 11, "ks");
+    let mut first = Mysqld::new(cfg.clone());
+    first.init_if_needed().await.unwrap();
+    first.stop().await.unwrap();
+
+    // A mariadbd on this datadir that no Mysqld owns, as an agent killed
+    // with -9 leaves behind.
+    let mut orphan = std::process::Command::new("/usr/sbin/mariadbd")
+        .arg(format!("--defaults-file={}", cfg.cnf_path().display()))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let orphan_pid = orphan.id();
+    common::wait_for("orphan up", Duration::from_secs(60), || async {
+        std::fs::read_to_string(cfg.pid_path())
+            .ok()
+            .filter(|p| p.trim() == orphan_pid.to_string())
+            .map(|_| ())
+    })
+    .await;
+
+    let mut second = Mysqld::new(cfg.clone());
+    second.start().await.expect("start replaces the orphan");
+    assert_ne!(second.pid(), Some(orphan_pid));
+    assert!(
+        orphan.try_wait().unwrap().is_some(),
+        "the orphan was stopped before ours started"
+    );
+    let mut dba = second.dba_conn().await.unwrap();
+    let pid_file: String = dba.query_first("SELECT @@pid_file").await.unwrap().unwrap();
+    assert_eq!(pid_file, cfg.pid_path().display().to_string());
+    drop(dba);
+
+    // Another server on our TCP port must not pass for ours.
+    let mut squatter_cfg = cfg.clone();
+    squatter_cfg.root_dir = dir.path().join("t5");
+    squatter_cfg.server_id = 12;
+    squatter_cfg.port = common::free_port();
+    let mut other = Mysqld::new(squatter_cfg);
+    other.init_if_needed().await.unwrap();
+    let mut clash = cfg.clone();
+    clash.root_dir = dir.path().join("t6");
+    clash.port = second.port();
+    let mut clashing = Mysqld::new(clash);
+    let err = clashing
+        .init_if_needed()
+        .await
+        .expect_err("the port is taken by t4's server");
+    assert!(format!("{err:#}").contains("exited"), "{err:#}");
+    assert!(!clashing.is_running());
+    second.stop().await.unwrap();
+    other.stop().await.unwrap();
+}
