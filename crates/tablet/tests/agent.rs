@@ -130,7 +130,7 @@ async fn primary_and_replica_over_the_api() {
     .await;
     let repl = h.replication.clone().unwrap();
     assert!(repl.io_running && repl.sql_running, "{repl:?}");
-    assert_eq!(repl.lag_seconds, Some(0));
+    assert!(repl.lag_seconds.is_some_and(|l| l < 30), "{repl:?}");
     assert!(h.serving, "{h:?}");
     assert_eq!(b.health().await.gtid_slave_pos, primary_pos);
 
