@@ -646,15 +646,12 @@ async fn initial_role(
     topo: &Topo,
     agent_addr: SocketAddr,
 ) -> anyhow::Result<(Role, Tablet)> {
+    ensure_keyspace_and_shard(topo, &cfg.keyspace, &cfg.shard).await?;
     let shard = topo
         .get_shard(&cfg.keyspace, &cfg.shard)
         .await
         .context("reading the Shard record")?
         .map(|(s, _)| s);
-    if shard.is_none() {
-        tracing::warn!(keyspace = %cfg.keyspace, shard = %cfg.shard,
-            "no Shard record: starting without a primary");
-    }
     let existing = topo
         .get_tablet(&cfg.alias)
         .await
@@ -717,6 +714,37 @@ async fn initial_role(
         needs_reseed: existing.map(|t| t.needs_reseed).unwrap_or(false),
     };
     Ok((role, record))
+}
+
+/// A tablet started on its own (`tessera tablet`) may be the first to name
+/// its keyspace and shard, as with Vitess's tablets: create their records
+/// when nobody has. A keyspace whose first shard is a key range is sharded.
+async fn ensure_keyspace_and_shard(topo: &Topo, keyspace: &str, shard: &str) -> anyhow::Result<()> {
+    let key_range = tessera_topo::KeyRange::from_shard_name(shard).map_err(anyhow::Error::msg)?;
+    if topo.get_keyspace(keyspace).await?.is_none() {
+        let record = tessera_topo::Keyspace {
+            name: keyspace.to_string(),
+            sharded: !key_range.is_full(),
+            ..Default::default()
+        };
+        match topo.create_keyspace(&record).await {
+            Ok(()) | Err(TopoError::AlreadyExists(_)) => {}
+            Err(e) => return Err(e).context("creating the Keyspace record"),
+        }
+    }
+    if topo.get_shard(keyspace, shard).await?.is_none() {
+        let record = tessera_topo::Shard {
+            keyspace: keyspace.to_string(),
+            name: shard.to_string(),
+            key_range,
+            ..Default::default()
+        };
+        match topo.create_shard(&record).await {
+            Ok(()) | Err(TopoError::AlreadyExists(_)) => {}
+            Err(e) => return Err(e).context("creating the Shard record"),
+        }
+    }
+    Ok(())
 }
 
 /// Tablets are listed per known cell, so a tablet of an unknown cell would be
