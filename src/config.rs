@@ -77,7 +77,8 @@ impl ClusterConfig {
         };
         let cfg: ClusterConfig =
             toml::from_str(&text).with_context(|| format!("bad cluster config ({origin})"))?;
-        cfg.validate().with_context(|| format!("bad cluster config ({origin})"))?;
+        cfg.validate()
+            .with_context(|| format!("bad cluster config ({origin})"))?;
         Ok(cfg)
     }
 
@@ -165,7 +166,11 @@ mod tests {
         assert_eq!(cfg.keyspaces.len(), 1);
         let ks = &cfg.keyspaces[0];
         assert_eq!((ks.name.as_str(), ks.sharded), ("commerce", false));
-        let types: Vec<_> = ks.shards[0].tablets.iter().map(|t| (t.uid, t.tablet_type)).collect();
+        let types: Vec<_> = ks.shards[0]
+            .tablets
+            .iter()
+            .map(|t| (t.uid, t.tablet_type))
+            .collect();
         assert_eq!(
             types,
             vec![

@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tessera_topo::{
-    CellInfo, Keyspace, KeyRange, LocalStore, Shard, TabletAlias, TabletType, Topo,
+    CellInfo, KeyRange, Keyspace, LocalStore, Shard, TabletAlias, TabletType, Topo,
 };
 
 use crate::config::ClusterConfig;
@@ -174,7 +174,8 @@ async fn run_cluster(
         for shard in &ks.shards {
             for t in &shard.tablets {
                 let alias = TabletAlias::new(cluster.cell.clone(), t.uid);
-                let cfg = tablet_config(args, data_dir, &alias, &ks.name, &shard.name, t.tablet_type)?;
+                let cfg =
+                    tablet_config(args, data_dir, &alias, &ks.name, &shard.name, t.tablet_type)?;
                 let topo = topo.clone();
                 starts.spawn(async move {
                     let agent = tessera_tablet::TabletAgent::start(cfg, topo)
@@ -217,7 +218,9 @@ async fn run_cluster(
                     let alias = TabletAlias::new(cluster.cell.clone(), primary.uid);
                     tessera_ctld::ops::init_shard_primary(&topo, &ks.name, &shard.name, &alias)
                         .await
-                        .with_context(|| format!("cannot make {alias} primary of {}/{}", ks.name, shard.name))?;
+                        .with_context(|| {
+                            format!("cannot make {alias} primary of {}/{}", ks.name, shard.name)
+                        })?;
                 }
             }
         }
@@ -262,7 +265,10 @@ async fn run_cluster(
         gate.shutdown().await;
         ctld.shutdown().await;
         stop_tablets(tablets).await;
-        bail!("the gate found no serving primary within 60 s; see the tablets' error.log under {}", data_dir.display());
+        bail!(
+            "the gate found no serving primary within 60 s; see the tablets' error.log under {}",
+            data_dir.display()
+        );
     }
     let first_ks = &cluster.keyspaces[0].name;
     println!(
@@ -362,7 +368,8 @@ async fn ensure_topology(topo: &Topo, cluster: &ClusterConfig) -> anyhow::Result
                 topo.create_shard(&Shard {
                     keyspace: ks.name.clone(),
                     name: shard.name.clone(),
-                    key_range: KeyRange::from_shard_name(&shard.name).map_err(anyhow::Error::msg)?,
+                    key_range: KeyRange::from_shard_name(&shard.name)
+                        .map_err(anyhow::Error::msg)?,
                     ..Default::default()
                 })
                 .await?;
@@ -381,8 +388,14 @@ struct CtlInvocation {
 
 async fn status(args: StatusArgs) -> anyhow::Result<()> {
     match running_pid(&args.data_dir) {
-        Some(pid) => println!("local cluster running (pid {pid}) on {}", args.data_dir.display()),
-        None => println!("no local cluster recorded as running on {}", args.data_dir.display()),
+        Some(pid) => println!(
+            "local cluster running (pid {pid}) on {}",
+            args.data_dir.display()
+        ),
+        None => println!(
+            "no local cluster recorded as running on {}",
+            args.data_dir.display()
+        ),
     }
     for words in [["ctl", "status"], ["ctl", "list-tablets"]] {
         let cmd = CtlInvocation::try_parse_from(words)?.command;

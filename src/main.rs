@@ -13,7 +13,11 @@ use clap::{Args, Parser, Subcommand};
 use tessera_topo::{TabletAlias, TabletType, Topo};
 
 #[derive(Parser)]
-#[command(name = "tessera", version, about = "Sharded, highly available MariaDB behind one MySQL endpoint")]
+#[command(
+    name = "tessera",
+    version,
+    about = "Sharded, highly available MariaDB behind one MySQL endpoint"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -73,7 +77,11 @@ struct GateArgs {
     users_file: Option<PathBuf>,
     #[arg(long, default_value = "tessera_app")]
     backend_user: String,
-    #[arg(long, default_value = "tessera_app_pw", env = "TESSERA_BACKEND_PASSWORD")]
+    #[arg(
+        long,
+        default_value = "tessera_app_pw",
+        env = "TESSERA_BACKEND_PASSWORD"
+    )]
     backend_password: String,
     #[arg(long)]
     tls_cert: Option<PathBuf>,

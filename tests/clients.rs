@@ -27,13 +27,20 @@ fn opts(port: u16, user: &str, password: &str, db: &str) -> OptsBuilder {
 }
 
 async fn gate_conn(c: &LocalCluster) -> Conn {
-    Conn::new(opts(c.ports.gate, "user", "", "commerce")).await.expect("connect to gate")
+    Conn::new(opts(c.ports.gate, "user", "", "commerce"))
+        .await
+        .expect("connect to gate")
 }
 
 async fn direct_primary_conn(c: &LocalCluster) -> Conn {
-    Conn::new(opts(c.ports.mysqld(100), APP_USER, APP_PASSWORD, "commerce"))
-        .await
-        .expect("connect to primary mysqld")
+    Conn::new(opts(
+        c.ports.mysqld(100),
+        APP_USER,
+        APP_PASSWORD,
+        "commerce",
+    ))
+    .await
+    .expect("connect to primary mysqld")
 }
 
 fn rows_values(rows: Vec<Row>) -> Vec<Vec<Value>> {
@@ -129,10 +136,15 @@ const TYPES_DDL: &str = "CREATE TABLE rs_types (
 /// what was sent and against the same queries run directly on the primary.
 async fn prepared_types_round_trip(c: &LocalCluster) {
     let mut gate = gate_conn(c).await;
-    gate.query_drop("DROP TABLE IF EXISTS rs_types").await.unwrap();
+    gate.query_drop("DROP TABLE IF EXISTS rs_types")
+        .await
+        .unwrap();
     gate.query_drop(TYPES_DDL).await.unwrap();
     let sent = type_rows();
-    let insert = format!("INSERT INTO rs_types VALUES ({})", vec!["?"; sent[0].len()].join(","));
+    let insert = format!(
+        "INSERT INTO rs_types VALUES ({})",
+        vec!["?"; sent[0].len()].join(",")
+    );
     for row in &sent {
         gate.exec_drop(insert.as_str(), row.clone()).await.unwrap();
     }
@@ -141,24 +153,40 @@ async fn prepared_types_round_trip(c: &LocalCluster) {
     for round in 0..3 {
         let mut other = gate_conn(c).await;
         let got = rows_values(
-            other.exec("SELECT * FROM rs_types WHERE id >= ? ORDER BY id", (1,)).await.unwrap(),
+            other
+                .exec("SELECT * FROM rs_types WHERE id >= ? ORDER BY id", (1,))
+                .await
+                .unwrap(),
         );
         assert_eq!(got.len(), 2, "round {round}");
         for (want, have) in sent.iter().zip(&got) {
             for (i, (w, h)) in want.iter().zip(have).enumerate() {
-                assert!(same_value(w, h), "round {round}, row {:?}, column {i}: sent {w:?}, got {h:?}", want[0]);
+                assert!(
+                    same_value(w, h),
+                    "round {round}, row {:?}, column {i}: sent {w:?}, got {h:?}",
+                    want[0]
+                );
             }
         }
         other.disconnect().await.unwrap();
     }
     let mut direct = direct_primary_conn(c).await;
-    for sql in ["SELECT * FROM rs_types ORDER BY id", "SELECT id, bu, de, tm, j FROM rs_types"] {
+    for sql in [
+        "SELECT * FROM rs_types ORDER BY id",
+        "SELECT id, bu, de, tm, j FROM rs_types",
+    ] {
         let via_gate_bin = rows_values(gate.exec(sql, ()).await.unwrap());
         let direct_bin = rows_values(direct.exec(sql, ()).await.unwrap());
-        assert_eq!(via_gate_bin, direct_bin, "binary protocol differs for {sql}");
+        assert_eq!(
+            via_gate_bin, direct_bin,
+            "binary protocol differs for {sql}"
+        );
         let via_gate_text = rows_values(gate.query(sql).await.unwrap());
         let direct_text = rows_values(direct.query(sql).await.unwrap());
-        assert_eq!(via_gate_text, direct_text, "text protocol differs for {sql}");
+        assert_eq!(
+            via_gate_text, direct_text,
+            "text protocol differs for {sql}"
+        );
     }
     gate.query_drop("DROP TABLE rs_types").await.unwrap();
     gate.disconnect().await.unwrap();
@@ -178,7 +206,10 @@ fn pymysql_round_trip(c: &LocalCluster) {
         "PyMySQL round trip failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("pymysql roundtrip ok: 2 rows x 20 columns"), "{stdout}");
+    assert!(
+        stdout.contains("pymysql roundtrip ok: 2 rows x 20 columns"),
+        "{stdout}"
+    );
 }
 
 /// 100k rows of ~1 KB: the gate relays them without holding the result.
@@ -218,14 +249,33 @@ async fn large_result_streams(c: &LocalCluster) {
 /// A 20 MiB value crosses the 16 MiB packet boundary in both directions.
 async fn twenty_mib_row(c: &LocalCluster) {
     let mut gate = gate_conn(c).await;
-    gate.query_drop("CREATE TABLE big_rows (id INT PRIMARY KEY, body LONGBLOB)").await.unwrap();
+    gate.query_drop("CREATE TABLE big_rows (id INT PRIMARY KEY, body LONGBLOB)")
+        .await
+        .unwrap();
     let body: Vec<u8> = (0..20 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
-    gate.exec_drop("INSERT INTO big_rows VALUES (?, ?)", (1, body.clone())).await.unwrap();
-    let got: Option<Vec<u8>> = gate.exec_first("SELECT body FROM big_rows WHERE id = ?", (1,)).await.unwrap();
-    assert!(got.as_ref() == Some(&body), "20 MiB value differs after the binary round trip");
-    let got: Option<Vec<u8>> = gate.query_first("SELECT body FROM big_rows WHERE id = 1").await.unwrap();
-    assert!(got.as_ref() == Some(&body), "20 MiB value differs after the text round trip");
-    let len: Option<u64> = gate.query_first("SELECT LENGTH(body) FROM big_rows").await.unwrap();
+    gate.exec_drop("INSERT INTO big_rows VALUES (?, ?)", (1, body.clone()))
+        .await
+        .unwrap();
+    let got: Option<Vec<u8>> = gate
+        .exec_first("SELECT body FROM big_rows WHERE id = ?", (1,))
+        .await
+        .unwrap();
+    assert!(
+        got.as_ref() == Some(&body),
+        "20 MiB value differs after the binary round trip"
+    );
+    let got: Option<Vec<u8>> = gate
+        .query_first("SELECT body FROM big_rows WHERE id = 1")
+        .await
+        .unwrap();
+    assert!(
+        got.as_ref() == Some(&body),
+        "20 MiB value differs after the text round trip"
+    );
+    let len: Option<u64> = gate
+        .query_first("SELECT LENGTH(body) FROM big_rows")
+        .await
+        .unwrap();
     assert_eq!(len, Some(20 * 1024 * 1024));
     gate.query_drop("DROP TABLE big_rows").await.unwrap();
     gate.disconnect().await.unwrap();
@@ -243,7 +293,10 @@ fn bad_input_gets_mariadb_errors(c: &LocalCluster) {
 
     let unknown_db = mariadb_client(port, "user", "", "nope", "SELECT 1");
     let err = String::from_utf8_lossy(&unknown_db.stderr);
-    assert!(err.contains("ERROR 1049 (42000)") && err.contains("nope"), "{err}");
+    assert!(
+        err.contains("ERROR 1049 (42000)") && err.contains("nope"),
+        "{err}"
+    );
     let use_unknown = c.mariadb("commerce", "USE nope");
     assert!(String::from_utf8_lossy(&use_unknown.stderr).contains("ERROR 1049 (42000)"));
 
@@ -279,7 +332,8 @@ async fn malformed_packets_are_contained(c: &LocalCluster) {
     s.set_read_timeout(timeout).unwrap();
     let greeting = read_packet(&mut s).unwrap();
     assert_eq!(greeting[0], 10, "protocol version 10 greeting");
-    s.write_all(&[5, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef, 0x00]).unwrap();
+    s.write_all(&[5, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef, 0x00])
+        .unwrap();
     let mut rest = Vec::new();
     let _ = s.read_to_end(&mut rest); // an error packet, then EOF: closed
 
@@ -316,7 +370,10 @@ async fn malformed_packets_are_contained(c: &LocalCluster) {
     s.write_all(&[2, 0, 0, 0, 0x17, 0x01]).unwrap(); // COM_STMT_EXECUTE, truncated
     let answer = read_packet(&mut s);
     if let Ok(p) = &answer {
-        assert_eq!(p[0], 0xff, "a truncated execute gets an error packet: {p:?}");
+        assert_eq!(
+            p[0], 0xff,
+            "a truncated execute gets an error packet: {p:?}"
+        );
     }
     let _ = s.write_all(&[1, 0, 0, 0, 0xee]);
     if let Ok(p) = read_packet(&mut s) {
@@ -337,13 +394,12 @@ async fn malformed_packets_are_contained(c: &LocalCluster) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_clients_through_the_gate() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster =
-        tokio::task::spawn_blocking({
-            let data_dir = dir.path().join("data");
-            move || LocalCluster::start(&data_dir)
-        })
-        .await
-        .unwrap();
+    let cluster = tokio::task::spawn_blocking({
+        let data_dir = dir.path().join("data");
+        move || LocalCluster::start(&data_dir)
+    })
+    .await
+    .unwrap();
     prepared_types_round_trip(&cluster).await;
     let c = &cluster;
     tokio::task::block_in_place(|| pymysql_round_trip(c));

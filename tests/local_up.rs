@@ -15,7 +15,11 @@ fn local_cluster_lifecycle() {
     let data_dir = dir.path().join("data");
     let mut cluster = LocalCluster::start(&data_dir);
     println!("first start: ready after {:?}", cluster.startup);
-    assert!(cluster.ready_line.contains(&format!("-P {}", cluster.ports.gate)));
+    assert!(
+        cluster
+            .ready_line
+            .contains(&format!("-P {}", cluster.ports.gate))
+    );
     assert_eq!(cluster.mariadbd_pids().len(), 3, "one mariadbd per tablet");
 
     // The tutorial's first steps through the gate.
@@ -51,16 +55,34 @@ fn local_cluster_lifecycle() {
 
     // ctl sees the three tablets with their roles.
     let tablets = Command::new(tessera_bin())
-        .args(["ctl", "--server", &format!("127.0.0.1:{}", cluster.ports.ctld), "list-tablets"])
+        .args([
+            "ctl",
+            "--server",
+            &format!("127.0.0.1:{}", cluster.ports.ctld),
+            "list-tablets",
+        ])
         .output()
         .unwrap();
-    assert!(tablets.status.success(), "{}", String::from_utf8_lossy(&tablets.stderr));
+    assert!(
+        tablets.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tablets.stderr)
+    );
     let listing = String::from_utf8(tablets.stdout).unwrap();
     let lines: Vec<&str> = listing.lines().collect();
     assert_eq!(lines.len(), 3, "{listing}");
-    assert!(lines[0].starts_with("zone1-0000000100 commerce 0 primary "), "{listing}");
-    assert!(lines[1].starts_with("zone1-0000000101 commerce 0 replica "), "{listing}");
-    assert!(lines[2].starts_with("zone1-0000000102 commerce 0 rdonly "), "{listing}");
+    assert!(
+        lines[0].starts_with("zone1-0000000100 commerce 0 primary "),
+        "{listing}"
+    );
+    assert!(
+        lines[1].starts_with("zone1-0000000101 commerce 0 replica "),
+        "{listing}"
+    );
+    assert!(
+        lines[2].starts_with("zone1-0000000102 commerce 0 rdonly "),
+        "{listing}"
+    );
 
     // kill -9 the replica's mysqld: its agent restarts it and it catches up.
     let replica_pid = eventually(Duration::from_secs(5), "replica mysqld pid", || {
@@ -73,14 +95,24 @@ fn local_cluster_lifecycle() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    cluster.mariadb_ok("commerce", "INSERT INTO product VALUES ('SKU-1003', 'Mouse', 20)");
-    eventually(Duration::from_secs(60), "restarted replica to catch up", || {
-        let out = cluster.mariadb("commerce@replica", "SELECT COUNT(*) FROM product");
-        (String::from_utf8_lossy(&out.stdout).trim() == "3").then_some(())
-    });
+    cluster.mariadb_ok(
+        "commerce",
+        "INSERT INTO product VALUES ('SKU-1003', 'Mouse', 20)",
+    );
+    eventually(
+        Duration::from_secs(60),
+        "restarted replica to catch up",
+        || {
+            let out = cluster.mariadb("commerce@replica", "SELECT COUNT(*) FROM product");
+            (String::from_utf8_lossy(&out.stdout).trim() == "3").then_some(())
+        },
+    );
     let new_pid = common::mariadbd_pids_under(&data_dir.join("tablets").join("zone1-0000000101"));
     assert_eq!(new_pid.len(), 1);
-    assert_ne!(new_pid[0], replica_pid, "a new mysqld process serves the replica");
+    assert_ne!(
+        new_pid[0], replica_pid,
+        "a new mysqld process serves the replica"
+    );
 
     // `local status` and `local down` from "another terminal".
     let status = Command::new(tessera_bin())
@@ -90,7 +122,11 @@ fn local_cluster_lifecycle() {
         .output()
         .unwrap();
     let status_text = String::from_utf8_lossy(&status.stdout);
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     assert!(status_text.contains("running"), "{status_text}");
     assert!(status_text.contains("zone1-0000000102"), "{status_text}");
 
@@ -99,10 +135,17 @@ fn local_cluster_lifecycle() {
         .arg(&data_dir)
         .output()
         .unwrap();
-    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
     let mut child = cluster.child.take().unwrap();
     let exit = child.wait().unwrap();
-    assert!(exit.success(), "local up exits cleanly after local down: {exit:?}");
+    assert!(
+        exit.success(),
+        "local up exits cleanly after local down: {exit:?}"
+    );
     assert!(
         cluster.mariadbd_pids().is_empty(),
         "no mariadbd left running after local down"
@@ -113,14 +156,20 @@ fn local_cluster_lifecycle() {
     println!("restart: ready after {:?}", again.startup);
     let out = again.mariadb_ok("commerce", "SELECT COUNT(*) FROM product");
     assert_eq!(out.trim(), "3");
-    again.mariadb_ok("commerce", "INSERT INTO product VALUES ('SKU-1004', 'Pad', 5)");
+    again.mariadb_ok(
+        "commerce",
+        "INSERT INTO product VALUES ('SKU-1004', 'Pad', 5)",
+    );
     eventually(Duration::from_secs(20), "replication after restart", || {
         let out = again.mariadb("commerce@rdonly", "SELECT COUNT(*) FROM product");
         (String::from_utf8_lossy(&out.stdout).trim() == "4").then_some(())
     });
     let exit = again.stop();
     assert!(exit.success());
-    assert!(again.mariadbd_pids().is_empty(), "SIGTERM stops every mariadbd");
+    assert!(
+        again.mariadbd_pids().is_empty(),
+        "SIGTERM stops every mariadbd"
+    );
 }
 
 #[test]
