@@ -228,7 +228,7 @@ async fn large_result_streams(c: &LocalCluster) {
         let (seq, pad): (u64, Vec<u8>) = mysql_async::from_row(row);
         assert_eq!(seq, count);
         bytes_seen += pad.len() as u64;
-        if count % 5000 == 0 {
+        if count.is_multiple_of(5000) {
             peak = peak.max(common::rss_kib(c.pid()));
             // A slow reader: the gate must apply backpressure, not buffer.
             tokio::time::sleep(Duration::from_millis(5)).await;
