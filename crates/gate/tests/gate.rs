@@ -547,6 +547,10 @@ async fn garbage_packets(c: &Cluster) {
         message,
         "Unknown prepared statement handler (9) given to mysqld_stmt_execute"
     );
+    // Server-side cursors are refused clearly.
+    write_raw_packet(&mut s, 0, &[0x1c, 1, 0, 0, 0, 10, 0, 0, 0]).await;
+    let reply = read_raw_packet(&mut s).await.expect("fetch reply");
+    assert_eq!(u16::from_le_bytes([reply[1], reply[2]]), 1235);
     // COM_INIT_DB: unknown, then known; the target is used afterwards.
     let mut init_db = vec![0x02];
     init_db.extend_from_slice(b"nope");
