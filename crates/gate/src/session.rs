@@ -865,8 +865,16 @@ impl Session {
                 }
                 Err(AttemptError::Protocol(why)) => {
                     tracing::warn!(peer = %self.peer, "protocol error relaying a response: {why}");
+                    let tablet = slot_label(&self.pinned, &slot);
                     drop_slot(&mut self.pinned, slot);
-                    return Err(End);
+                    if self.client.get_ref().written() != written_before {
+                        return Err(End);
+                    }
+                    // Nothing reached the client (e.g. a refused LOCAL INFILE
+                    // request): it can still be told.
+                    self.client.clear_write_buffer();
+                    let message = format!("unsupported response from tablet {tablet}: {why}");
+                    return self.send_gate_error(1105, "HY000", &message).await;
                 }
                 Err(AttemptError::Backend(reason)) => {
                     if self.client.get_ref().written() != written_before {
@@ -894,6 +902,13 @@ fn slot_conn<'a>(pinned: &'a mut [PinnedConn], slot: &'a mut Slot) -> &'a mut Po
     match slot {
         Slot::Pinned(i) => pinned[*i].lease.conn(),
         Slot::Lent { lease, .. } => lease.conn(),
+    }
+}
+
+fn slot_label(pinned: &[PinnedConn], slot: &Slot) -> String {
+    match slot {
+        Slot::Pinned(i) => pinned[*i].lease.pool().label().to_string(),
+        Slot::Lent { lease, .. } => lease.pool().label().to_string(),
     }
 }
 

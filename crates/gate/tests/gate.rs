@@ -717,6 +717,28 @@ async fn mariadb_cli(c: &Cluster) {
     );
     assert_eq!(stdout, "commerce\ndead\nlookup\nlookup\n42\n");
 
+    // Over TLS (the gate's self-signed certificate).
+    let out = tokio::process::Command::new("mariadb")
+        .args([
+            "-h127.0.0.1",
+            &format!("-P{port}"),
+            "-uuser2",
+            "-p123456",
+            "--ssl",
+            "-e",
+            "status",
+        ])
+        .output()
+        .await
+        .expect("running mariadb");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "mariadb --ssl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Cipher in use is"), "{stdout}");
+
     let out = tokio::process::Command::new("mariadb")
         .args([
             "-h127.0.0.1",
