@@ -146,11 +146,16 @@ pub(crate) async fn serve(
         connection_id,
     };
     let (conn, hs) =
-        match tessera_wire::server_handshake(stream, peer, &auth, shared.users.as_ref()).await {
+        match tessera_wire::server_handshake(stream, peer, &auth, &GateUsers(&shared)).await {
             Ok(ok) => ok,
             Err(HandshakeError::AccessDenied { user, .. }) => {
                 shared.metrics.handshake_failures.inc();
                 tracing::info!(%peer, user, "access denied");
+                return;
+            }
+            Err(HandshakeError::UnknownDatabase(db)) => {
+                shared.metrics.handshake_failures.inc();
+                tracing::info!(%peer, db, "unknown database at connect");
                 return;
             }
             Err(e) => {
@@ -184,6 +189,26 @@ pub(crate) async fn serve(
     session.set_handshake_target(&hs);
     session.run().await;
     tracing::debug!(peer = %session.peer, user = session.user, "session ended");
+}
+
+/// The users file, plus the routing table to answer whether the database a
+/// client names at connect is a keyspace target it can use.
+struct GateUsers<'a>(&'a Shared);
+
+impl tessera_wire::UserStore for GateUsers<'_> {
+    fn lookup(&self, user: &str) -> Option<tessera_wire::UserCredential> {
+        self.0.users.lookup(user)
+    }
+
+    fn default_auth_method(&self) -> tessera_wire::AuthMethod {
+        self.0.users.default_auth_method()
+    }
+
+    fn database_exists(&self, database: &str) -> bool {
+        Target::parse(database)
+            .ok()
+            .is_some_and(|t| self.0.routing.load().validate(&t).is_ok())
+    }
 }
 
 /// Decrements the open-sessions gauge however the session ends.
@@ -589,7 +614,7 @@ impl Session {
             &body,
             self.caps,
             &self.auth,
-            self.shared.users.as_ref(),
+            &GateUsers(&self.shared),
             self.peer,
             &mut self.scramble,
         )

@@ -64,6 +64,13 @@ pub trait UserStore: Send + Sync {
     fn default_auth_method(&self) -> AuthMethod {
         AuthMethod::NativePassword
     }
+
+    /// Whether the database a client names at connect (or change-user) exists. When it
+    /// does not, the handshake ends with ERROR 1049 (42000), as MariaDB's does, instead of
+    /// an OK that leaves the client in a database nobody can use.
+    fn database_exists(&self, _database: &str) -> bool {
+        true
+    }
 }
 
 /// What a successful handshake (or change-user) established.
@@ -92,6 +99,9 @@ pub enum HandshakeError {
     AccessDenied { user: String, using_password: bool },
     #[error("handshake protocol error: {0}")]
     Protocol(String),
+    /// ERROR 1049 was sent to the client.
+    #[error("unknown database '{0}'")]
+    UnknownDatabase(String),
 }
 
 fn protocol_err(what: impl Into<String>) -> HandshakeError {
@@ -299,6 +309,7 @@ pub async fn server_handshake(
             auth_response: response.auth_response,
             client_caps: response.caps,
             caps,
+            database: response.database.as_deref(),
         },
         &mut scramble,
         users,
@@ -366,6 +377,7 @@ pub async fn server_change_user<S: AsyncRead + AsyncWrite + Unpin + Send>(
             auth_response,
             client_caps: caps,
             caps,
+            database: database.as_deref(),
         },
         scramble,
         users,
@@ -391,6 +403,8 @@ struct AuthRequest<'a> {
     client_caps: CapabilityFlags,
     /// Negotiated flags, for the OK packet.
     caps: CapabilityFlags,
+    /// The database the client asked for, checked once the password is.
+    database: Option<&'a str>,
 }
 
 /// Checks the client's answer, switching plugins first if the one it used cannot verify
@@ -468,6 +482,12 @@ async fn authenticate<S: AsyncRead + AsyncWrite + Unpin + Send>(
             user: req.user.to_string(),
             using_password,
         });
+    }
+    if let Some(db) = req.database.filter(|db| !users.database_exists(db)) {
+        let message = format!("Unknown database '{db}'");
+        conn.write_packet(seq, &err_packet(1049, "42000", &message));
+        conn.flush().await?;
+        return Err(HandshakeError::UnknownDatabase(db.to_string()));
     }
     let ok = ok_packet(req.caps, 0, 0, StatusFlags::SERVER_STATUS_AUTOCOMMIT, 0, "");
     conn.write_packet(seq, &ok);
