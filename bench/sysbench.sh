@@ -11,6 +11,7 @@ secs=${1:-20}
 threads=16
 ./scripts/install-deps.sh
 cargo build --release --bin tessera
+tessera="${CARGO_TARGET_DIR:-target}/release/tessera"
 
 work=$(mktemp -d)
 base=$((30000 + RANDOM % 20000))
@@ -25,7 +26,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-./target/release/tessera local up --data-dir "$work/data" --gate-port "$gate_port" \
+"$tessera" local up --data-dir "$work/data" --gate-port "$gate_port" \
     --gate-http-port $((base + 1)) --ctld-port "$ctld_port" --tablet-port-base "$tablet_base" \
     --mysqld-port-base "$mysqld_base" --buffer-pool-mb 256 >"$work/up.log" 2>&1 &
 tessera_pid=$!
