@@ -10,6 +10,7 @@ pub mod records;
 pub mod store;
 pub mod testutil;
 pub mod topo;
+pub mod vschema;
 
 use std::path::Path;
 use std::sync::Arc;
