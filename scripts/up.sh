@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 cargo build --release --bin tessera
-exec ./target/release/tessera local up "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/tessera" local up "$@"
