@@ -113,7 +113,7 @@ async fn vschema_round_trip_and_errors() {
     .await
     .expect_err("non-boolean sharded is refused");
     assert!(
-        format!("{err:#}").contains("\"sharded\" must be true or false"),
+        format!("{err:#}").contains("field sharded: must be true or false"),
         "{err:#}"
     );
     assert_eq!(
