@@ -12,6 +12,7 @@ mod session;
 pub mod target;
 pub mod topology;
 mod users;
+pub mod vindex;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
