@@ -11,7 +11,10 @@ use clap::Subcommand;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tessera_tablet::api::SchemaDefinition;
-use tessera_topo::{TabletAlias, TabletType};
+use tessera_topo::{Tablet, TabletAlias, TabletType};
+
+use crate::events::Event;
+use crate::reparent::ReparentOutcome;
 
 use crate::listing::tablet_line;
 use crate::ops::{ShardResult, TabletInfo};
@@ -111,6 +114,87 @@ pub enum CtlCommand {
     },
     /// Print ctld's status: cell, keyspaces, tablet count, uptime.
     Status,
+    /// Move the primary role of KEYSPACE/SHARD to a caught-up replica without losing writes.
+    #[command(visible_alias = "PlannedReparentShard")]
+    PlannedReparentShard {
+        #[arg(value_name = "KEYSPACE/SHARD")]
+        keyspace_shard: String,
+        /// The replica to promote; by default the most caught-up one.
+        #[arg(long = "new-primary", alias = "new_primary")]
+        new_primary: Option<String>,
+        /// Reparent only if this tablet is the primary, and never to it.
+        #[arg(long = "avoid-primary", alias = "avoid_primary")]
+        avoid_primary: Option<String>,
+        /// How long the candidate may take to catch up, such as 30s or 2m.
+        #[arg(long = "wait-replicas-timeout", alias = "wait_replicas_timeout", value_parser = parse_duration)]
+        wait_replicas_timeout: Option<Duration>,
+    },
+    /// Replace a dead primary of KEYSPACE/SHARD by the replica that received the most.
+    #[command(visible_alias = "EmergencyReparentShard")]
+    EmergencyReparentShard {
+        #[arg(value_name = "KEYSPACE/SHARD")]
+        keyspace_shard: String,
+        /// The replica to promote if it received everything the others did.
+        #[arg(long = "new-primary", alias = "new_primary")]
+        new_primary: Option<String>,
+        /// How long the candidate may take to apply its relay log, such as 30s.
+        #[arg(long = "wait-replicas-timeout", alias = "wait_replicas_timeout", value_parser = parse_duration)]
+        wait_replicas_timeout: Option<Duration>,
+    },
+    /// Record that ALIAS was made primary outside ctld; repoint the shard at it.
+    #[command(visible_alias = "TabletExternallyReparented")]
+    TabletExternallyReparented {
+        #[arg(value_name = "ALIAS")]
+        alias: String,
+    },
+    /// Change a non-primary tablet's type (replica, rdonly, spare, drained).
+    #[command(visible_alias = "ChangeTabletType")]
+    ChangeTabletType {
+        #[arg(value_name = "ALIAS")]
+        alias: String,
+        #[arg(value_name = "TYPE", value_parser = parse_tablet_type)]
+        tablet_type: TabletType,
+        /// Accepted for Vitess compatibility; the change is always made.
+        #[arg(long = "dry-run", alias = "dry_run", hide = true)]
+        dry_run: bool,
+    },
+    /// Take ALIAS out of serving (reparenting away first if it is primary).
+    Drain {
+        #[arg(value_name = "ALIAS")]
+        alias: String,
+    },
+    /// Put a drained ALIAS back into serving as a replica.
+    Undrain {
+        #[arg(value_name = "ALIAS")]
+        alias: String,
+    },
+    /// Print the event log, oldest first: time shard action detail.
+    Events,
+}
+
+/// `30s`, `2m`, `1500ms` or plain seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (number, unit) = match t.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("bad duration {text:?}: expected such as 30s, 2m or 1500ms"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("bad duration {text:?}: unit must be ms, s, m or h")),
+    };
+    if !secs.is_finite() || secs <= 0.0 || secs > 86_400.0 {
+        return Err(format!(
+            "bad duration {text:?}: must be positive and at most a day"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 fn parse_tablet_type(s: &str) -> Result<TabletType, String> {
@@ -250,7 +334,111 @@ pub async fn run_ctl_output(server: &str, cmd: CtlCommand) -> anyhow::Result<Str
             let status: Value = client.get_json("/api/status").await?;
             pretty(&status)
         }
+        CtlCommand::PlannedReparentShard {
+            keyspace_shard,
+            new_primary,
+            avoid_primary,
+            wait_replicas_timeout,
+        } => {
+            let (keyspace, shard) = parse_keyspace_shard(&keyspace_shard)?;
+            let body = json!({
+                "new_primary": new_primary.as_deref().map(parse_alias).transpose()?.map(|a| a.to_string()),
+                "avoid_primary": avoid_primary.as_deref().map(parse_alias).transpose()?.map(|a| a.to_string()),
+                "wait_timeout_ms": wait_replicas_timeout.map(|d| d.as_millis() as u64),
+            });
+            let outcome: ReparentOutcome = client
+                .send_json(
+                    reqwest::Method::POST,
+                    &format!("/api/shards/{keyspace}/{shard}/planned-reparent"),
+                    body,
+                )
+                .await?;
+            Ok(outcome_text(&outcome))
+        }
+        CtlCommand::EmergencyReparentShard {
+            keyspace_shard,
+            new_primary,
+            wait_replicas_timeout,
+        } => {
+            let (keyspace, shard) = parse_keyspace_shard(&keyspace_shard)?;
+            let body = json!({
+                "new_primary": new_primary.as_deref().map(parse_alias).transpose()?.map(|a| a.to_string()),
+                "wait_timeout_ms": wait_replicas_timeout.map(|d| d.as_millis() as u64),
+            });
+            let outcome: ReparentOutcome = client
+                .send_json(
+                    reqwest::Method::POST,
+                    &format!("/api/shards/{keyspace}/{shard}/emergency-reparent"),
+                    body,
+                )
+                .await?;
+            Ok(outcome_text(&outcome))
+        }
+        CtlCommand::TabletExternallyReparented { alias } => {
+            let alias = parse_alias(&alias)?;
+            let outcome: ReparentOutcome = client
+                .send_json(
+                    reqwest::Method::POST,
+                    &format!("/api/tablets/{alias}/externally-reparented"),
+                    json!({}),
+                )
+                .await?;
+            Ok(outcome_text(&outcome))
+        }
+        CtlCommand::ChangeTabletType {
+            alias, tablet_type, ..
+        } => {
+            let alias = parse_alias(&alias)?;
+            let tablet: Tablet = client
+                .send_json(
+                    reqwest::Method::POST,
+                    &format!("/api/tablets/{alias}/type"),
+                    json!({ "tablet_type": tablet_type.to_string() }),
+                )
+                .await?;
+            Ok(format!("{} is {}\n", tablet.alias, tablet.tablet_type))
+        }
+        CtlCommand::Drain { alias } => drain_action(&client, &alias, "drain").await,
+        CtlCommand::Undrain { alias } => drain_action(&client, &alias, "undrain").await,
+        CtlCommand::Events => {
+            let events: Vec<Event> = client.get_json("/api/events").await?;
+            Ok(events.iter().map(|e| format!("{}\n", e.line())).collect())
+        }
     }
+}
+
+async fn drain_action(client: &CtlClient, alias: &str, action: &str) -> anyhow::Result<String> {
+    let alias = parse_alias(alias)?;
+    let tablet: Tablet = client
+        .send_json(
+            reqwest::Method::POST,
+            &format!("/api/tablets/{alias}/{action}"),
+            json!({}),
+        )
+        .await?;
+    Ok(format!("{} is {}\n", tablet.alias, tablet.tablet_type))
+}
+
+fn outcome_text(o: &ReparentOutcome) -> String {
+    let mut out = if o.changed {
+        format!(
+            "{} is primary of {}/{} (term {})",
+            o.new_primary, o.keyspace, o.shard, o.primary_term
+        )
+    } else {
+        format!(
+            "{} stays primary of {}/{} (term {}); nothing to do",
+            o.new_primary, o.keyspace, o.shard, o.primary_term
+        )
+    };
+    if let Some(ms) = o.write_pause_ms {
+        out.push_str(&format!(", writes paused {ms} ms"));
+    }
+    out.push('\n');
+    for f in &o.repoint_failures {
+        out.push_str(&format!("warning: not repointed: {f}\n"));
+    }
+    out
 }
 
 fn pretty<T: serde::Serialize>(value: &T) -> anyhow::Result<String> {

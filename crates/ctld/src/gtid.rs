@@ -46,6 +46,16 @@ impl GtidPos {
         out
     }
 
+    /// Sum of the sequence numbers: orders positions that do not contain
+    /// each other by how much they hold.
+    pub fn seq_total(&self) -> u64 {
+        self.seq_by_domain.values().sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seq_by_domain.is_empty()
+    }
+
     /// Whether every transaction of `other` is at or before this position.
     pub fn contains(&self, other: &GtidPos) -> bool {
         other.seq_by_domain.iter().all(|(domain, &seq)| {

@@ -17,6 +17,7 @@ use tessera_topo::{TabletAlias, Topo, TopoError};
 
 use crate::error::{CtldError, bad_request};
 use crate::ops;
+use crate::reparent::{self, DEFAULT_WAIT_TIMEOUT};
 
 /// The API description served at GET /api/openapi.json.
 pub const OPENAPI_JSON: &str = include_str!("openapi.json");
@@ -41,6 +42,22 @@ pub(crate) fn router(state: Shared) -> Router {
             "/api/shards/{keyspace}/{shard}/init-primary",
             post(init_primary),
         )
+        .route(
+            "/api/shards/{keyspace}/{shard}/planned-reparent",
+            post(planned_reparent),
+        )
+        .route(
+            "/api/shards/{keyspace}/{shard}/emergency-reparent",
+            post(emergency_reparent),
+        )
+        .route(
+            "/api/tablets/{alias}/externally-reparented",
+            post(externally_reparented),
+        )
+        .route("/api/tablets/{alias}/type", post(change_type))
+        .route("/api/tablets/{alias}/drain", post(drain))
+        .route("/api/tablets/{alias}/undrain", post(undrain))
+        .route("/api/events", get(events))
         .route("/api/keyspaces/{keyspace}/schema", post(apply_schema))
         .route(
             "/api/keyspaces/{keyspace}/vschema",
@@ -232,4 +249,136 @@ async fn get_vschema(
 
 fn vschema_response(text: String) -> ApiResult<Response> {
     Ok(([(header::CONTENT_TYPE, "application/json")], text).into_response())
+}
+
+/// Body of POST /api/shards/{ks}/{shard}/planned-reparent and
+/// emergency-reparent; every field optional.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReparentRequest {
+    #[serde(default)]
+    pub new_primary: Option<String>,
+    /// Planned reparent only.
+    #[serde(default)]
+    pub avoid_primary: Option<String>,
+    #[serde(default)]
+    pub wait_timeout_ms: Option<u64>,
+}
+
+fn parse_reparent(body: &Bytes) -> ApiResult<ReparentRequest> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(ReparentRequest::default());
+    }
+    parse_body(
+        body,
+        r#"{"new_primary": "zone1-101", "avoid_primary": "zone1-100", "wait_timeout_ms": 30000}"#,
+    )
+}
+
+fn optional_alias(text: &Option<String>) -> ApiResult<Option<TabletAlias>> {
+    text.as_deref().map(parse_alias).transpose()
+}
+
+fn wait_timeout(req: &ReparentRequest) -> std::time::Duration {
+    req.wait_timeout_ms
+        .map_or(DEFAULT_WAIT_TIMEOUT, std::time::Duration::from_millis)
+}
+
+async fn planned_reparent(
+    State(state): State<Shared>,
+    Path((keyspace, shard)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    ensure_writable(&state)?;
+    let req = parse_reparent(&body)?;
+    let new_primary = optional_alias(&req.new_primary)?;
+    let avoid = optional_alias(&req.avoid_primary)?;
+    Ok(json_ok(
+        &reparent::planned_reparent_shard(
+            &state.topo,
+            &keyspace,
+            &shard,
+            new_primary.as_ref(),
+            avoid.as_ref(),
+            wait_timeout(&req),
+        )
+        .await?,
+    ))
+}
+
+async fn emergency_reparent(
+    State(state): State<Shared>,
+    Path((keyspace, shard)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    ensure_writable(&state)?;
+    let req = parse_reparent(&body)?;
+    if req.avoid_primary.is_some() {
+        return Err(ApiFailure(bad_request(
+            "avoid_primary applies to planned reparents only",
+        )));
+    }
+    let new_primary = optional_alias(&req.new_primary)?;
+    Ok(json_ok(
+        &reparent::emergency_reparent_shard(
+            &state.topo,
+            &keyspace,
+            &shard,
+            new_primary.as_ref(),
+            wait_timeout(&req),
+        )
+        .await?,
+    ))
+}
+
+async fn externally_reparented(
+    State(state): State<Shared>,
+    Path(alias): Path<String>,
+) -> ApiResult<Response> {
+    ensure_writable(&state)?;
+    let alias = parse_alias(&alias)?;
+    Ok(json_ok(
+        &reparent::tablet_externally_reparented(&state.topo, &alias).await?,
+    ))
+}
+
+/// Body of POST /api/tablets/{alias}/type.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ChangeTypeRequest {
+    pub tablet_type: String,
+}
+
+async fn change_type(
+    State(state): State<Shared>,
+    Path(alias): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    ensure_writable(&state)?;
+    let alias = parse_alias(&alias)?;
+    let req: ChangeTypeRequest = parse_body(&body, r#"{"tablet_type": "rdonly"}"#)?;
+    let tablet_type = req
+        .tablet_type
+        .parse()
+        .map_err(|e: String| ApiFailure(bad_request(e)))?;
+    Ok(json_ok(
+        &reparent::change_tablet_type(&state.topo, &alias, tablet_type).await?,
+    ))
+}
+
+async fn drain(State(state): State<Shared>, Path(alias): Path<String>) -> ApiResult<Response> {
+    ensure_writable(&state)?;
+    let alias = parse_alias(&alias)?;
+    Ok(json_ok(
+        &reparent::drain(&state.topo, &alias, DEFAULT_WAIT_TIMEOUT).await?,
+    ))
+}
+
+async fn undrain(State(state): State<Shared>, Path(alias): Path<String>) -> ApiResult<Response> {
+    ensure_writable(&state)?;
+    let alias = parse_alias(&alias)?;
+    Ok(json_ok(&reparent::undrain(&state.topo, &alias).await?))
+}
+
+async fn events(State(state): State<Shared>) -> ApiResult<Response> {
+    Ok(json_ok(&crate::events::list_events(&state.topo).await?))
 }

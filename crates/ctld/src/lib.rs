@@ -4,10 +4,12 @@
 
 pub mod cli;
 pub mod error;
+pub mod events;
 pub mod gtid;
 mod http;
 pub mod listing;
 pub mod ops;
+pub mod reparent;
 pub mod statements;
 pub mod vschema;
 

@@ -23,13 +23,13 @@ use crate::vschema::validate_vschema;
 /// short, because one dead agent must not stall a listing.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long to wait for another reparent holding the shard lock.
-const SHARD_LOCK_WAIT: Duration = Duration::from_secs(30);
+pub(crate) const SHARD_LOCK_WAIT: Duration = Duration::from_secs(30);
 /// How long the new primary may take to apply what the old one wrote before
 /// the (forced) promotion goes ahead anyway.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Agent calls during a reparent: promotion and repointing involve a few
 /// statements on mysqld each.
-const REPARENT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const REPARENT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// A schema change may rebuild a big table.
 const SCHEMA_CHANGE_TIMEOUT: Duration = Duration::from_secs(3600);
 
@@ -71,7 +71,7 @@ pub struct StatusInfo {
     pub version: String,
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -334,12 +334,12 @@ async fn fence_old_primary(old: &Tablet, candidate: &AgentClient) -> Option<Agen
 }
 
 /// Everything a tablet has applied, whether it replicated it or wrote it.
-fn applied_pos(h: &TabletHealth) -> GtidPos {
+pub(crate) fn applied_pos(h: &TabletHealth) -> GtidPos {
     let parse = |s: &str| GtidPos::parse(s).unwrap_or_default();
     parse(&h.gtid_slave_pos).merge(&parse(&h.gtid_current_pos))
 }
 
-async fn repoint(topo: &Topo, tablet: &Tablet, primary: &Tablet) -> anyhow::Result<()> {
+pub(crate) async fn repoint(topo: &Topo, tablet: &Tablet, primary: &Tablet) -> anyhow::Result<()> {
     let tablet_type = match tablet.tablet_type {
         TabletType::Rdonly => Some(TabletType::Rdonly),
         TabletType::Primary | TabletType::Replica => Some(TabletType::Replica),

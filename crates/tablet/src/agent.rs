@@ -17,7 +17,8 @@ use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 
 use crate::api::{
-    ExecuteRequest, ExecuteResult, ReplicateFrom, SchemaDefinition, TableDefinition, TabletHealth,
+    ExecuteRequest, ExecuteResult, KillResult, Positions, ReplicateFrom, SchemaDefinition,
+    TableDefinition, TabletHealth, WaitForPosition, WaitResult,
 };
 use crate::health;
 use crate::mysqld::{Mysqld, MysqldConfig, quote_ident};
@@ -33,6 +34,9 @@ const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(60);
 /// Bound on connecting to and probing mysqld, so a hung server cannot hang
 /// the agent.
 const SQL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait /wait-for-position accepts, so a request cannot pin a
+/// connection for ever.
+const MAX_POSITION_WAIT: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone)]
 pub struct TabletConfig {
@@ -366,6 +370,60 @@ impl Shared {
         Ok(self.health().await)
     }
 
+    pub async fn op_positions(&self) -> OpResult<Positions> {
+        let mut conn = self.conn(None).await?;
+        let out = replication::positions(&mut conn).await;
+        let _ = conn.disconnect().await;
+        Ok(out?)
+    }
+
+    pub async fn op_stop_io_thread(&self) -> OpResult<Positions> {
+        let _ops = self.ops.lock().await;
+        let mut conn = self.conn(None).await?;
+        replication::stop_io_thread(&mut conn).await?;
+        let out = replication::positions(&mut conn).await;
+        let _ = conn.disconnect().await;
+        tracing::info!(alias = %self.cfg.alias, "replication IO thread stopped");
+        Ok(out?)
+    }
+
+    /// Not serialised with role changes: it only reads, and may wait long.
+    pub async fn op_wait_for_position(&self, req: WaitForPosition) -> OpResult<WaitResult> {
+        if let Err(e) = validate_gtid_list(&req.gtid_pos) {
+            return Err(OpError::BadRequest(e));
+        }
+        if req.timeout_ms > MAX_POSITION_WAIT.as_millis() as u64 {
+            return Err(OpError::BadRequest(format!(
+                "timeout_ms {} exceeds the maximum of {}",
+                req.timeout_ms,
+                MAX_POSITION_WAIT.as_millis()
+            )));
+        }
+        let mut conn = self.conn(None).await?;
+        let reached = replication::wait_for_gtid(
+            &mut conn,
+            &req.gtid_pos,
+            Duration::from_millis(req.timeout_ms),
+        )
+        .await;
+        let positions = replication::positions(&mut conn).await;
+        let _ = conn.disconnect().await;
+        Ok(WaitResult {
+            reached: reached?,
+            positions: positions?,
+        })
+    }
+
+    pub async fn op_kill_app_connections(&self) -> OpResult<KillResult> {
+        let mut conn = self.conn(None).await?;
+        let killed =
+            replication::kill_app_connections(&mut conn, &self.cfg.mysqld.credentials).await;
+        let _ = conn.disconnect().await;
+        let killed = killed?;
+        tracing::info!(alias = %self.cfg.alias, killed, "application connections killed");
+        Ok(KillResult { killed })
+    }
+
     pub async fn op_execute(&self, req: ExecuteRequest) -> OpResult<ExecuteResult> {
         if req.sql.trim().is_empty() {
             return Err(OpError::BadRequest("empty SQL".into()));
@@ -494,6 +552,23 @@ fn row_as_text(row: mysql_async::Row) -> Vec<Option<String>> {
         .collect()
 }
 
+/// Checks `domain-server-seq[,...]` text before it reaches SQL.
+fn validate_gtid_list(text: &str) -> Result<(), String> {
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let fields: Vec<&str> = part.split('-').collect();
+        let numeric = fields.len() == 3
+            && fields
+                .iter()
+                .all(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()));
+        if !numeric {
+            return Err(format!(
+                "bad GTID {part:?}: expected domain-server-sequence"
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub struct TabletAgent {
     shared: Arc<Shared>,
     stop_tx: watch::Sender<bool>,
@@ -524,13 +599,28 @@ impl TabletAgent {
         mysqld.init_if_needed().await?;
         mysqld.start().await?;
 
-        let (role, record) = match initial_role(&cfg, &topo, agent_addr).await {
+        let (mut role, mut record) = match initial_role(&cfg, &topo, agent_addr).await {
             Ok(r) => r,
             Err(e) => {
                 let _ = mysqld.stop().await;
                 return Err(e);
             }
         };
+        if role.source.is_some() {
+            match errant_transactions(&cfg, &topo).await {
+                Ok(None) => {}
+                Ok(Some(errant)) => {
+                    // Replicating would either fail or silently diverge:
+                    // stay read-only and out of serving until re-seeded.
+                    tracing::error!(alias = %cfg.alias, errant = %errant,
+                        "this tablet has transactions the shard's primary lacks; not replicating, needs re-seed");
+                    role.source = None;
+                    record.needs_reseed = true;
+                }
+                Err(e) => tracing::warn!(alias = %cfg.alias, error = %format!("{e:#}"),
+                    "could not compare GTIDs with the shard's primary; replicating anyway (strict GTID mode refuses a divergent replica)"),
+            }
+        }
         let shared = Arc::new(Shared {
             cfg,
             topo,
@@ -714,6 +804,37 @@ async fn initial_role(
         needs_reseed: existing.map(|t| t.needs_reseed).unwrap_or(false),
     };
     Ok((role, record))
+}
+
+/// The GTIDs this mysqld wrote or applied that the shard's current primary
+/// does not have (as text), None when it has them all. A returning old
+/// primary may hold transactions nobody received before it was replaced.
+async fn errant_transactions(cfg: &TabletConfig, topo: &Topo) -> anyhow::Result<Option<String>> {
+    let shard = topo
+        .get_shard(&cfg.keyspace, &cfg.shard)
+        .await?
+        .map(|(s, _)| s)
+        .context("the Shard record vanished")?;
+    let primary_alias = shard.primary_alias.context("the shard has no primary")?;
+    let (primary, _) = topo
+        .get_tablet(&primary_alias)
+        .await?
+        .with_context(|| format!("the primary {primary_alias} has no Tablet record"))?;
+    let theirs = crate::api::AgentClient::with_timeout(&primary.agent_addr, SQL_TIMEOUT)
+        .positions()
+        .await
+        .with_context(|| format!("asking the primary {primary_alias} for its GTID state"))?;
+    let mut conn =
+        match tokio::time::timeout(SQL_TIMEOUT, Conn::new(cfg.mysqld.dba_opts(None))).await {
+            Ok(c) => c.context("connecting to mysqld")?,
+            Err(_) => anyhow::bail!("mysqld did not accept a connection in time"),
+        };
+    let ours = replication::positions(&mut conn).await;
+    let _ = conn.disconnect().await;
+    let ours = ours?;
+    let errant = replication::missing_gtids(&ours.gtid_binlog_pos, &theirs.gtid_binlog_state)
+        .map_err(anyhow::Error::msg)?;
+    Ok((!errant.is_empty()).then(|| errant.join(",")))
 }
 
 /// A tablet started on its own (`tessera tablet`) may be the first to name

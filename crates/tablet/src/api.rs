@@ -11,6 +11,10 @@
 //! | POST /change-type     | `ChangeType`         | `TabletHealth`    |
 //! | POST /execute         | `ExecuteRequest`     | `ExecuteResult`   |
 //! | GET  /schema          | —                    | `SchemaDefinition`|
+//! | GET  /positions       | —                    | `Positions`       |
+//! | POST /stop-io-thread  | `{}`                 | `Positions`       |
+//! | POST /wait-for-position | `WaitForPosition`  | `WaitResult`      |
+//! | POST /kill-app-connections | `{}`            | `KillResult`      |
 //!
 //! Errors come back as HTTP 4xx/5xx with an `ApiError` body.
 
@@ -110,6 +114,47 @@ pub struct SchemaDefinition {
     pub tables: Vec<TableDefinition>,
 }
 
+/// GTID state of a mysqld, as reparents compare it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Positions {
+    pub server_id: u32,
+    pub read_only: bool,
+    /// What this server wrote to its binlog (own writes and, with
+    /// log_slave_updates, replicated ones).
+    pub gtid_binlog_pos: String,
+    /// What the replication SQL thread applied.
+    pub gtid_slave_pos: String,
+    pub gtid_current_pos: String,
+    /// What the IO thread received (`Gtid_IO_Pos`); empty when not a replica.
+    pub gtid_io_pos: String,
+    /// The last GTID per domain and server id in the binlogs.
+    pub gtid_binlog_state: String,
+    /// The position at the start of the oldest binlog still on disk: a
+    /// replica whose position is older needs purged transactions.
+    pub gtid_binlog_start: String,
+    pub io_running: bool,
+    pub sql_running: bool,
+}
+
+/// Wait until the replica has applied `gtid_pos` (`MASTER_GTID_WAIT`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WaitForPosition {
+    pub gtid_pos: String,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WaitResult {
+    /// False when the timeout passed first.
+    pub reached: bool,
+    pub positions: Positions,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KillResult {
+    pub killed: u64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApiError {
     pub error: String,
@@ -198,5 +243,31 @@ impl AgentClient {
 
     pub async fn schema(&self) -> anyhow::Result<SchemaDefinition> {
         self.get("/schema").await
+    }
+
+    pub async fn positions(&self) -> anyhow::Result<Positions> {
+        self.get("/positions").await
+    }
+
+    pub async fn stop_io_thread(&self) -> anyhow::Result<Positions> {
+        self.post("/stop-io-thread", &serde_json::json!({})).await
+    }
+
+    /// The HTTP timeout of this client must exceed `timeout`.
+    pub async fn wait_for_position(
+        &self,
+        gtid_pos: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<WaitResult> {
+        let req = WaitForPosition {
+            gtid_pos: gtid_pos.to_string(),
+            timeout_ms: timeout.as_millis() as u64,
+        };
+        self.post("/wait-for-position", &req).await
+    }
+
+    pub async fn kill_app_connections(&self) -> anyhow::Result<KillResult> {
+        self.post("/kill-app-connections", &serde_json::json!({}))
+            .await
     }
 }

@@ -17,8 +17,8 @@ use tokio::sync::watch;
 
 use crate::agent::{OpError, Shared};
 use crate::api::{
-    ApiError, ChangeType, ExecuteRequest, ExecuteResult, Promote, ReplicateFrom, SchemaDefinition,
-    SetReadOnly, TabletHealth,
+    ApiError, ChangeType, ExecuteRequest, ExecuteResult, KillResult, Positions, Promote,
+    ReplicateFrom, SchemaDefinition, SetReadOnly, TabletHealth, WaitForPosition, WaitResult,
 };
 
 struct Failure(StatusCode, String);
@@ -68,6 +68,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/change-type", post(change_type))
         .route("/execute", post(execute))
         .route("/schema", get(schema))
+        .route("/positions", get(positions))
+        .route("/stop-io-thread", post(stop_io_thread))
+        .route("/wait-for-position", post(wait_for_position))
+        .route("/kill-app-connections", post(kill_app_connections))
         .fallback(|| async { Failure(StatusCode::NOT_FOUND, "no such agent endpoint".into()) })
         .with_state(shared)
 }
@@ -138,4 +142,24 @@ async fn schema(
 ) -> Answer<SchemaDefinition> {
     let Query(q) = query?;
     Ok(Json(s.op_schema(q.db).await?))
+}
+
+async fn positions(State(s): State<Arc<Shared>>) -> Answer<Positions> {
+    Ok(Json(s.op_positions().await?))
+}
+
+async fn stop_io_thread(State(s): State<Arc<Shared>>) -> Answer<Positions> {
+    Ok(Json(s.op_stop_io_thread().await?))
+}
+
+async fn wait_for_position(
+    State(s): State<Arc<Shared>>,
+    body: Body<WaitForPosition>,
+) -> Answer<WaitResult> {
+    let Json(req) = body?;
+    Ok(Json(s.op_wait_for_position(req).await?))
+}
+
+async fn kill_app_connections(State(s): State<Arc<Shared>>) -> Answer<KillResult> {
+    Ok(Json(s.op_kill_app_connections().await?))
 }

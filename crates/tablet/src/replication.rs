@@ -153,3 +153,152 @@ pub async fn wait_for_gtid(
         .context("MASTER_GTID_WAIT")?;
     Ok(answer == Some(0))
 }
+
+/// Everything a reparent needs to compare tablets: what each has applied,
+/// received and written, and whether it is replicating.
+pub async fn positions(conn: &mut Conn) -> anyhow::Result<crate::api::Positions> {
+    let row: Option<(i64, u32, String, String, String, String)> = conn
+        .query_first(
+            "SELECT @@GLOBAL.read_only, @@GLOBAL.server_id, @@GLOBAL.gtid_binlog_pos, \
+             @@GLOBAL.gtid_slave_pos, @@GLOBAL.gtid_current_pos, @@GLOBAL.gtid_binlog_state",
+        )
+        .await
+        .context("reading GTID positions")?;
+    let (ro, server_id, binlog, slave, current, state) =
+        row.context("no answer to the GTID position query")?;
+    // MariaDB has no global for the received set: it is SHOW SLAVE STATUS's
+    // Gtid_IO_Pos.
+    let status: Option<mysql_async::Row> = conn
+        .query_first("SHOW SLAVE STATUS")
+        .await
+        .context("SHOW SLAVE STATUS")?;
+    let text = |name: &str| -> String {
+        status
+            .as_ref()
+            .and_then(|row| row.get_opt::<Option<String>, _>(name))
+            .and_then(|r| r.ok())
+            .flatten()
+            .unwrap_or_default()
+    };
+    let first_binlog: Option<String> = conn
+        .query_first("SHOW BINARY LOGS")
+        .await
+        .context("SHOW BINARY LOGS")?
+        .and_then(|row: mysql_async::Row| row.get_opt::<String, _>(0).and_then(|r| r.ok()));
+    let gtid_binlog_start = match first_binlog {
+        Some(file) => conn
+            .exec_first::<Option<String>, _, _>("SELECT BINLOG_GTID_POS(?, 4)", (file,))
+            .await
+            .context("BINLOG_GTID_POS of the oldest binlog")?
+            .flatten()
+            .unwrap_or_default(),
+        None => String::new(),
+    };
+    Ok(crate::api::Positions {
+        gtid_binlog_start,
+        server_id,
+        read_only: ro != 0,
+        gtid_binlog_pos: binlog,
+        gtid_slave_pos: slave,
+        gtid_current_pos: current,
+        gtid_io_pos: text("Gtid_IO_Pos"),
+        gtid_binlog_state: state,
+        io_running: text("Slave_IO_Running").eq_ignore_ascii_case("yes"),
+        sql_running: text("Slave_SQL_Running").eq_ignore_ascii_case("yes"),
+    })
+}
+
+/// Stops only the receiving thread, so the SQL thread can still apply what
+/// was already received while nothing new arrives from the old source.
+pub async fn stop_io_thread(conn: &mut Conn) -> anyhow::Result<()> {
+    conn.query_drop("STOP SLAVE IO_THREAD")
+        .await
+        .context("STOP SLAVE IO_THREAD")
+}
+
+/// Kills every client connection except the agent's own users and the
+/// server's threads, so no open session of the application keeps writing
+/// (or holds locks) across a change of primary. Returns how many it killed.
+pub async fn kill_app_connections(conn: &mut Conn, creds: &Credentials) -> anyhow::Result<u64> {
+    let ids: Vec<u64> = conn
+        .exec(
+            "SELECT ID FROM information_schema.PROCESSLIST \
+             WHERE ID <> CONNECTION_ID() AND USER NOT IN (?, ?, 'system user', 'event_scheduler') \
+             AND COMMAND NOT IN ('Binlog Dump', 'Daemon', 'Slave_IO', 'Slave_SQL', 'Slave_worker')",
+            (&creds.dba_user, &creds.repl_user),
+        )
+        .await
+        .context("listing client connections")?;
+    let mut killed = 0;
+    for id in ids {
+        // The connection may have ended on its own since it was listed.
+        if conn
+            .query_drop(format!("KILL CONNECTION {id}"))
+            .await
+            .is_ok()
+        {
+            killed += 1;
+        }
+    }
+    Ok(killed)
+}
+
+fn parse_gtids(text: &str) -> Result<Vec<(u32, u32, u64)>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|part| {
+            let bad = || format!("bad GTID {part:?}: expected domain-server-sequence");
+            let mut fields = part.split('-');
+            let (Some(d), Some(s), Some(q), None) =
+                (fields.next(), fields.next(), fields.next(), fields.next())
+            else {
+                return Err(bad());
+            };
+            Ok((
+                d.parse().map_err(|_| bad())?,
+                s.parse().map_err(|_| bad())?,
+                q.parse().map_err(|_| bad())?,
+            ))
+        })
+        .collect()
+}
+
+/// The GTIDs of `pos` (one per domain, as in `gtid_binlog_pos`) that a
+/// server with binlog state `state` (last GTID per domain and server id,
+/// `gtid_binlog_state`) never logged. Sequence numbers of one server in one
+/// domain only grow, so a GTID is known when that server's last one in that
+/// domain is at or after it.
+pub fn missing_gtids(pos: &str, state: &str) -> Result<Vec<String>, String> {
+    let state = parse_gtids(state)?;
+    Ok(parse_gtids(pos)?
+        .into_iter()
+        .filter(|&(d, s, q)| {
+            !state
+                .iter()
+                .any(|&(sd, ss, sq)| sd == d && ss == s && sq >= q)
+        })
+        .map(|(d, s, q)| format!("{d}-{s}-{q}"))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_gtids_a_server_never_logged() {
+        let state = "0-100-10,0-101-15,1-100-3";
+        assert!(missing_gtids("0-101-15,1-100-2", state).unwrap().is_empty());
+        assert!(missing_gtids("", state).unwrap().is_empty());
+        assert_eq!(
+            missing_gtids("0-100-11,1-100-3", state).unwrap(),
+            vec!["0-100-11".to_string()]
+        );
+        assert_eq!(
+            missing_gtids("2-5-1", "").unwrap(),
+            vec!["2-5-1".to_string()]
+        );
+        assert!(missing_gtids("0-1", state).is_err());
+    }
+}
