@@ -421,3 +421,269 @@ async fn emergency_reparent_after_primary_dies_and_old_primary_rejoins_fenced() 
         t.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_primary_with_errant_transaction_returns_needing_reseed() {
+    common::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let (topo, mut tablets) = setup(dir.path()).await;
+    let ctld = start_ctld(&topo, false).await;
+    let server = ctld.http_addr().to_string();
+    let agents: Vec<AgentClient> = tablets
+        .iter()
+        .map(|t| AgentClient::new(&t.agent_addr().to_string()))
+        .collect();
+    agents[0]
+        .execute(&execute("INSERT INTO acked (id) VALUES (1), (2)"))
+        .await
+        .unwrap();
+    for a in &agents[1..] {
+        wait_for("replica has both rows", READY, || async {
+            let r = a
+                .execute(&execute("SELECT COUNT(*) FROM acked"))
+                .await
+                .ok()?;
+            (r.rows[0][0].as_deref() == Some("2")).then_some(())
+        })
+        .await;
+        a.stop_io_thread().await.unwrap();
+    }
+    // A write nobody receives, then the primary dies.
+    agents[0]
+        .execute(&execute("INSERT INTO acked (id) VALUES (3)"))
+        .await
+        .unwrap();
+    let old = tablets.remove(0);
+    let old_cfg = old.config().clone();
+    let pid = old.mysqld_pid().await.unwrap();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    drop(old);
+
+    run_ctl_output(
+        &server,
+        CtlCommand::EmergencyReparentShard {
+            keyspace_shard: "commerce/0".into(),
+            new_primary: Some("zone1-102".into()),
+            wait_replicas_timeout: Some(Duration::from_secs(20)),
+        },
+    )
+    .await
+    .unwrap();
+    let (shard, _) = topo.get_shard("commerce", "0").await.unwrap().unwrap();
+    assert_eq!(shard.primary_alias, Some(TabletAlias::new("zone1", 102)));
+
+    let returned = start(&topo, old_cfg).await;
+    let h = returned.health().await;
+    assert!(h.read_only, "{h:?}");
+    assert!(!h.serving, "{h:?}");
+    assert!(h.replication.is_none(), "{h:?}");
+    let (rec, _) = topo
+        .get_tablet(&TabletAlias::new("zone1", 100))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(rec.needs_reseed);
+    assert_eq!(rec.tablet_type, TabletType::Replica);
+
+    // It can be neither promoted nor chosen.
+    let err = run_ctl_output(
+        &server,
+        CtlCommand::PlannedReparentShard {
+            keyspace_shard: "commerce/0".into(),
+            new_primary: Some("zone1-100".into()),
+            avoid_primary: None,
+            wait_replicas_timeout: None,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("re-seeded"), "{err:#}");
+    let out = run_ctl_output(
+        &server,
+        CtlCommand::PlannedReparentShard {
+            keyspace_shard: "commerce/0".into(),
+            new_primary: None,
+            avoid_primary: Some("zone1-102".into()),
+            wait_replicas_timeout: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        out.starts_with("zone1-0000000101 is primary of commerce/0 (term 3)"),
+        "{out}"
+    );
+
+    ctld.shutdown().await;
+    returned.shutdown().await.unwrap();
+    for t in tablets {
+        t.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tablet_type_actions_drain_and_external_reparent() {
+    common::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let (topo, tablets) = setup(dir.path()).await;
+    let ctld = start_ctld(&topo, false).await;
+    let server = ctld.http_addr().to_string();
+    let type_of = async |uid: u32| {
+        topo.get_tablet(&TabletAlias::new("zone1", uid))
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .tablet_type
+    };
+    let ctl = async |cmd: CtlCommand| run_ctl_output(&server, cmd).await;
+
+    let out = ctl(CtlCommand::ChangeTabletType {
+        alias: "zone1-102".into(),
+        tablet_type: TabletType::Rdonly,
+        dry_run: false,
+    })
+    .await
+    .unwrap();
+    assert_eq!(out, "zone1-0000000102 is rdonly\n");
+    assert_eq!(type_of(102).await, TabletType::Rdonly);
+
+    // Neither the primary nor "primary" are type changes.
+    let err = ctl(CtlCommand::ChangeTabletType {
+        alias: "zone1-100".into(),
+        tablet_type: TabletType::Replica,
+        dry_run: false,
+    })
+    .await
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("is primary"), "{err:#}");
+    let err = ctl(CtlCommand::ChangeTabletType {
+        alias: "zone1-101".into(),
+        tablet_type: TabletType::Primary,
+        dry_run: false,
+    })
+    .await
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("reparent"), "{err:#}");
+
+    // An rdonly tablet is never promoted.
+    let err = ctl(CtlCommand::PlannedReparentShard {
+        keyspace_shard: "commerce/0".into(),
+        new_primary: Some("zone1-102".into()),
+        avoid_primary: None,
+        wait_replicas_timeout: None,
+    })
+    .await
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("only replicas"), "{err:#}");
+    let out = ctl(CtlCommand::PlannedReparentShard {
+        keyspace_shard: "commerce/0".into(),
+        new_primary: None,
+        avoid_primary: None,
+        wait_replicas_timeout: None,
+    })
+    .await
+    .unwrap();
+    assert!(out.starts_with("zone1-0000000101 is primary"), "{out}");
+    // Avoiding a tablet that is not primary changes nothing.
+    let out = ctl(CtlCommand::PlannedReparentShard {
+        keyspace_shard: "commerce/0".into(),
+        new_primary: None,
+        avoid_primary: Some("zone1-100".into()),
+        wait_replicas_timeout: None,
+    })
+    .await
+    .unwrap();
+    assert!(out.contains("nothing to do"), "{out}");
+
+    // Draining the primary moves the role away first.
+    let out = ctl(CtlCommand::Drain {
+        alias: "zone1-101".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(out, "zone1-0000000101 is drained\n");
+    let (shard, _) = topo.get_shard("commerce", "0").await.unwrap().unwrap();
+    assert_eq!(shard.primary_alias, Some(TabletAlias::new("zone1", 100)));
+    assert_eq!(shard.primary_term, 3);
+    let h101 = AgentClient::new(&tablets[1].agent_addr().to_string())
+        .health()
+        .await
+        .unwrap();
+    assert_eq!(h101.tablet_type, TabletType::Drained);
+    assert!(h101.read_only && !h101.serving);
+    let out = ctl(CtlCommand::Undrain {
+        alias: "zone1-101".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(out, "zone1-0000000101 is replica\n");
+    let err = ctl(CtlCommand::Undrain {
+        alias: "zone1-101".into(),
+    })
+    .await
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("not drained"), "{err:#}");
+
+    // An operator made 101 primary by hand: ctld records it and repoints.
+    let out = ctl(CtlCommand::TabletExternallyReparented {
+        alias: "zone1-101".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(out, "zone1-0000000101 is primary of commerce/0 (term 4)\n");
+    let a101 = AgentClient::new(&tablets[1].agent_addr().to_string());
+    a101.execute(&execute("INSERT INTO acked (id) VALUES (7)"))
+        .await
+        .unwrap();
+    for t in [&tablets[0], &tablets[2]] {
+        let a = AgentClient::new(&t.agent_addr().to_string());
+        wait_for("row 7 replicated from 101", READY, || async {
+            let r = a
+                .execute(&execute("SELECT COUNT(*) FROM acked WHERE id = 7"))
+                .await
+                .ok()?;
+            (r.rows[0][0].as_deref() == Some("1")).then_some(())
+        })
+        .await;
+    }
+    assert_eq!(type_of(100).await, TabletType::Replica);
+    assert_eq!(type_of(102).await, TabletType::Rdonly);
+
+    // Bad input is refused clearly.
+    let err = ctl(CtlCommand::PlannedReparentShard {
+        keyspace_shard: "commerce/9".into(),
+        new_primary: None,
+        avoid_primary: None,
+        wait_replicas_timeout: None,
+    })
+    .await
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("does not exist"), "{err:#}");
+    let err = ctl(CtlCommand::Drain {
+        alias: "nonsense".into(),
+    })
+    .await
+    .unwrap_err();
+    assert!(!format!("{err:#}").is_empty());
+
+    let events = ctl(CtlCommand::Events).await.unwrap();
+    for action in [
+        "ChangeTabletType zone1-0000000102: replica -> rdonly",
+        "PlannedReparentShard",
+        "TabletExternallyReparented zone1-0000000101 is primary (term 4)",
+    ] {
+        assert!(events.contains(action), "{action} missing in\n{events}");
+    }
+
+    ctld.shutdown().await;
+    for t in tablets {
+        t.shutdown().await.unwrap();
+    }
+}
