@@ -1,6 +1,8 @@
 //! A stream wrapper that counts the bytes written to the client, so the gate
 //! knows exactly whether any part of a response already left the process
 //! (only then is a transparent retry on another backend connection unsafe).
+//! It can also hold back a lone "read-only" error packet, so that a statement
+//! refused by a primary being demoted can wait for the new one unseen.
 
 use std::io;
 use std::pin::Pin;
@@ -11,11 +13,41 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 pub struct Counted<S> {
     inner: S,
     written: u64,
+    hold_read_only: bool,
+    held: Option<Vec<u8>>,
+}
+
+/// ER_OPTION_PREVENTS_STATEMENT: the server runs with --read-only.
+pub const ER_READ_ONLY: u16 = 1290;
+
+/// The bytes are exactly one ERR packet with the read-only error code.
+fn is_read_only_error(buf: &[u8]) -> bool {
+    buf.len() >= 7
+        && usize::from(buf[0]) | usize::from(buf[1]) << 8 | usize::from(buf[2]) << 16
+            == buf.len() - 4
+        && buf[4] == 0xFF
+        && u16::from_le_bytes([buf[5], buf[6]]) == ER_READ_ONLY
 }
 
 impl<S> Counted<S> {
     pub fn new(inner: S) -> Self {
-        Self { inner, written: 0 }
+        Self {
+            inner,
+            written: 0,
+            hold_read_only: false,
+            held: None,
+        }
+    }
+
+    /// While set, a write that is exactly one read-only ERR packet is kept
+    /// back (not counted as written) for `take_held`.
+    pub fn hold_read_only_error(&mut self, hold: bool) {
+        self.hold_read_only = hold;
+    }
+
+    /// The ERR packet held back since the last call, if any.
+    pub fn take_held(&mut self) -> Option<Vec<u8>> {
+        self.held.take()
     }
 
     /// Bytes handed to the stream so far.
@@ -41,6 +73,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
+        if this.hold_read_only && this.held.is_none() && is_read_only_error(buf) {
+            this.held = Some(buf.to_vec());
+            return Poll::Ready(Ok(buf.len()));
+        }
         match Pin::new(&mut this.inner).poll_write(cx, buf) {
             Poll::Ready(Ok(n)) => {
                 this.written += n as u64;
@@ -56,6 +92,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
+        if this.hold_read_only {
+            // One slice at a time so a lone ERR packet is seen whole.
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &b[..]);
+            return self.poll_write(cx, first);
+        }
         match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
             Poll::Ready(Ok(n)) => {
                 this.written += n as u64;

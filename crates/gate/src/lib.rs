@@ -4,6 +4,7 @@
 //! keyspaces; routing is keyed by keyspace + shard + tablet type so a
 //! sharded planner can slot in later.
 
+mod buffer;
 mod counted;
 mod http;
 pub mod metrics;
@@ -55,6 +56,11 @@ pub struct GateConfig {
     pub health_interval: Duration,
     /// Max backend connections per tablet.
     pub pool_size: usize,
+    /// How long statements for a shard whose primary is changing wait for
+    /// the new primary before failing with a retryable error.
+    pub buffer_window: Duration,
+    /// Statements that may wait per shard; more fail at once.
+    pub buffer_max_queued: usize,
 }
 
 impl Default for GateConfig {
@@ -70,6 +76,8 @@ impl Default for GateConfig {
             tls_key: None,
             health_interval: Duration::from_secs(1),
             pool_size: 64,
+            buffer_window: Duration::from_secs(10),
+            buffer_max_queued: 1000,
         }
     }
 }
@@ -86,6 +94,7 @@ pub(crate) struct Shared {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub server_version: String,
     pub metrics: Arc<Metrics>,
+    pub buffers: Arc<buffer::Buffers>,
 }
 
 pub struct Gate {
@@ -115,6 +124,12 @@ impl Gate {
         let metrics = Arc::new(Metrics::new());
         let routing = Arc::new(ArcSwap::from_pointee(RoutingTable::default()));
         let (stop, stop_rx) = watch::channel(false);
+        let buffers = Arc::new(buffer::Buffers::new(
+            cfg.buffer_window,
+            cfg.buffer_max_queued,
+            routing.clone(),
+            metrics.clone(),
+        ));
 
         let mut watcher = topology::TopologyWatcher::new(
             topo,
@@ -146,11 +161,13 @@ impl Gate {
             tls: Some(tls),
             server_version: SERVER_VERSION.to_string(),
             metrics: metrics.clone(),
+            buffers: buffers.clone(),
         });
         let tasks = vec![
             tokio::spawn(topology::run_watcher(
                 watcher,
                 cfg.health_interval,
+                buffers,
                 stop_rx.clone(),
             )),
             tokio::spawn(accept_loop(mysql_listener, shared, stop_rx.clone())),

@@ -6,6 +6,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -86,6 +87,14 @@ pub struct Metrics {
     pub pool_connect_errors: Family<TabletLabel, Counter>,
     pub pool_wait_timeouts: Family<TabletLabel, Counter>,
     pub topology_refresh_errors: Counter,
+    /// Statements that waited for a shard's primary change.
+    pub buffered: Counter,
+    /// How long buffered statements waited.
+    pub buffer_seconds: Histogram,
+    /// Buffered statements whose window ended without a serving primary.
+    pub buffer_timeouts: Counter,
+    /// Statements refused because the shard's buffer was full.
+    pub buffer_full: Counter,
 }
 
 impl Metrics {
@@ -175,6 +184,31 @@ impl Metrics {
             "Topology re-reads that failed (the last table kept serving)",
             topology_refresh_errors.clone(),
         );
+        let buffered = Counter::default();
+        registry.register(
+            "buffered_queries",
+            "Statements that waited for a shard's primary change",
+            buffered.clone(),
+        );
+        let buffer_seconds =
+            Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]);
+        registry.register(
+            "buffer_seconds",
+            "How long buffered statements waited for a serving primary",
+            buffer_seconds.clone(),
+        );
+        let buffer_timeouts = Counter::default();
+        registry.register(
+            "buffer_timeouts",
+            "Buffered statements whose window ended without a serving primary",
+            buffer_timeouts.clone(),
+        );
+        let buffer_full = Counter::default();
+        registry.register(
+            "buffer_full",
+            "Statements refused at once because the shard's buffer was full",
+            buffer_full.clone(),
+        );
         Self {
             registry,
             commands,
@@ -190,6 +224,10 @@ impl Metrics {
             pool_connect_errors,
             pool_wait_timeouts,
             topology_refresh_errors,
+            buffered,
+            buffer_seconds,
+            buffer_timeouts,
+            buffer_full,
         }
     }
 

@@ -21,6 +21,7 @@ use tessera_wire::{
 use tokio::net::TcpStream;
 
 use crate::Shared;
+use crate::buffer::{FAST_REFRESH, FailedPrimary};
 use crate::counted::Counted;
 use crate::metrics::CommandKind;
 use crate::pool::{Flavour, Lease, PoolError, PooledConn, backend_error_text};
@@ -109,6 +110,30 @@ enum AttemptError {
 
 /// The session must end (client gone or unusable).
 struct End;
+
+/// What to do after a backend connection failed.
+enum AfterFailure {
+    /// Run the command again on this connection.
+    Retry(Slot),
+    /// The shard's primary seems to be changing: wait for it, then retry.
+    Buffer {
+        keyspace: Arc<str>,
+        shard: Arc<str>,
+        failed: FailedPrimary,
+    },
+    /// The client was told.
+    Done,
+}
+
+/// One statement's buffering so far: it may wait, in total, one window.
+#[derive(Default)]
+struct BufferState {
+    first_wait: Option<tokio::time::Instant>,
+}
+
+/// What a statement that was refused for a primary change inside a
+/// transaction gets.
+const TX_ABORTED: &str = "transaction aborted by a primary change; retry the transaction";
 
 pub(crate) struct Session {
     shared: Arc<Shared>,
@@ -502,7 +527,8 @@ impl Session {
     async fn com_stmt_prepare(&mut self, payload: &Bytes) -> Result<(), End> {
         let sql: Arc<str> = Arc::from(String::from_utf8_lossy(&payload[1..]).as_ref());
         let classified = tessera_sql::classify(&sql);
-        let mut slot = match self.checkout().await {
+        let mut buffering = BufferState::default();
+        let mut slot = match self.checkout(&mut buffering).await {
             Ok(slot) => slot,
             Err(()) => return Ok(()),
         };
@@ -538,12 +564,32 @@ impl Session {
                 }
                 Err(e) => {
                     let reason = backend_error_text(&e);
-                    match self.after_backend_failure(slot, retried, &reason).await? {
-                        Some(fresh) => {
+                    match self
+                        .after_backend_failure(slot, retried, &reason, true, false)
+                        .await?
+                    {
+                        AfterFailure::Retry(fresh) => {
                             slot = fresh;
                             retried = true;
                         }
-                        None => return Ok(()),
+                        AfterFailure::Buffer {
+                            keyspace,
+                            shard,
+                            failed,
+                        } => {
+                            if !self
+                                .buffer_wait(&keyspace, &shard, Some(failed), &mut buffering)
+                                .await
+                            {
+                                return Ok(());
+                            }
+                            slot = match self.checkout(&mut buffering).await {
+                                Ok(slot) => slot,
+                                Err(()) => return Ok(()),
+                            };
+                            retried = false;
+                        }
+                        AfterFailure::Done => return Ok(()),
                     }
                 }
             }
@@ -653,58 +699,179 @@ impl Session {
     // ------------------------------------------------------------ backend path
 
     /// Finds the connection for the session's current target: the pinned one,
-    /// or one lent by the tablet's pool. Errors are sent to the client.
-    async fn checkout(&mut self) -> Result<Slot, ()> {
-        let chosen = {
-            let table = self.shared.routing.load();
-            if let Some(db) = &self.bad_database
-                && self.target.is_none()
-            {
-                Err(RouteError::UnknownDatabase(db.clone()))
-            } else {
-                match table.shard_for(self.target.as_ref()) {
-                    Err(e) => Err(e),
-                    Ok((shard, ty)) => {
-                        let pinned = self.pinned.iter().position(|p| {
-                            p.tablet_type == ty
-                                && *p.keyspace == *shard.keyspace_name
-                                && *p.shard == *shard.name
-                        });
-                        match pinned {
-                            Some(i) => Ok(Err(i)),
-                            None => shard.pick(ty).map(|tablet| {
-                                Ok((
-                                    tablet.pool.clone(),
-                                    shard.keyspace_name.clone(),
-                                    shard.name.clone(),
-                                    ty,
-                                ))
-                            }),
+    /// or one lent by the tablet's pool. A primary that is changing makes it
+    /// wait (buffer) for the new one. Errors are sent to the client.
+    async fn checkout(&mut self, buffering: &mut BufferState) -> Result<Slot, ()> {
+        enum Choice {
+            Pinned(usize),
+            Pool {
+                pool: Arc<crate::pool::TabletPool>,
+                keyspace: Arc<str>,
+                shard: Arc<str>,
+                tablet_type: TabletType,
+                term: u64,
+            },
+            /// Another statement already waits for this shard's primary.
+            Join(Arc<str>, Arc<str>),
+            Fail(RouteError, Option<(Arc<str>, Arc<str>, FailedPrimary)>),
+        }
+        loop {
+            let choice = {
+                let table = self.shared.routing.load();
+                if let Some(db) = &self.bad_database
+                    && self.target.is_none()
+                {
+                    Choice::Fail(RouteError::UnknownDatabase(db.clone()), None)
+                } else {
+                    match table.shard_for(self.target.as_ref()) {
+                        Err(e) => Choice::Fail(e, None),
+                        Ok((shard, ty)) => {
+                            let pinned = self.pinned.iter().position(|p| {
+                                p.tablet_type == ty
+                                    && *p.keyspace == *shard.keyspace_name
+                                    && *p.shard == *shard.name
+                            });
+                            let buffers = &self.shared.buffers;
+                            if let Some(i) = pinned {
+                                Choice::Pinned(i)
+                            } else if ty == TabletType::Primary
+                                && buffering.first_wait.is_none()
+                                && buffers.any_active()
+                                && buffers.is_buffering(&shard.keyspace_name, &shard.name)
+                            {
+                                Choice::Join(shard.keyspace_name.clone(), shard.name.clone())
+                            } else {
+                                match shard.pick(ty) {
+                                    Ok(tablet) => Choice::Pool {
+                                        pool: tablet.pool.clone(),
+                                        keyspace: shard.keyspace_name.clone(),
+                                        shard: shard.name.clone(),
+                                        tablet_type: ty,
+                                        term: shard.shard.primary_term,
+                                    },
+                                    Err(e) => {
+                                        let why = e.to_mysql().2;
+                                        let changing = (ty == TabletType::Primary
+                                            && shard.shard.primary_alias.is_some())
+                                        .then(|| {
+                                            (
+                                                shard.keyspace_name.clone(),
+                                                shard.name.clone(),
+                                                FailedPrimary {
+                                                    alias: shard.shard.primary_alias.clone(),
+                                                    term: shard.shard.primary_term,
+                                                    why,
+                                                },
+                                            )
+                                        });
+                                        Choice::Fail(e, changing)
+                                    }
+                                }
+                            }
                         }
                     }
                 }
-            }
-        };
-        let (pool, keyspace, shard, tablet_type) = match chosen {
-            Ok(Err(i)) => return Ok(Slot::Pinned(i)),
-            Ok(Ok(found)) => found,
-            Err(e) => {
-                let _ = self.send_route_error(e).await;
-                return Err(());
-            }
-        };
-        match pool.get(self.flavour).await {
-            Ok(lease) => Ok(Slot::Lent {
-                lease,
-                keyspace,
-                shard,
-                tablet_type,
-            }),
-            Err(e) => {
-                let _ = self.send_pool_error(e).await;
-                Err(())
+            };
+            match choice {
+                Choice::Pinned(i) => return Ok(Slot::Pinned(i)),
+                Choice::Join(keyspace, shard) => {
+                    if !self.buffer_wait(&keyspace, &shard, None, buffering).await {
+                        return Err(());
+                    }
+                }
+                Choice::Fail(_, Some((keyspace, shard, failed))) => {
+                    if !self
+                        .buffer_wait(&keyspace, &shard, Some(failed), buffering)
+                        .await
+                    {
+                        return Err(());
+                    }
+                }
+                Choice::Fail(e, None) => {
+                    let _ = self.send_route_error(e).await;
+                    return Err(());
+                }
+                Choice::Pool {
+                    pool,
+                    keyspace,
+                    shard,
+                    tablet_type,
+                    term,
+                } => match pool.get(self.flavour).await {
+                    Ok(lease) => {
+                        return Ok(Slot::Lent {
+                            lease,
+                            keyspace,
+                            shard,
+                            tablet_type,
+                        });
+                    }
+                    Err(e @ PoolError::Connect { .. }) if tablet_type == TabletType::Primary => {
+                        let failed = FailedPrimary {
+                            alias: Some(pool.alias().clone()),
+                            term,
+                            why: e.to_string(),
+                        };
+                        if !self
+                            .buffer_wait(&keyspace, &shard, Some(failed), buffering)
+                            .await
+                        {
+                            return Err(());
+                        }
+                    }
+                    Err(e) => {
+                        let _ = self.send_pool_error(e).await;
+                        return Err(());
+                    }
+                },
             }
         }
+    }
+
+    /// Waits for the shard's primary change. True to try again; false when
+    /// the window ended or the buffer is full (the client was told).
+    async fn buffer_wait(
+        &mut self,
+        keyspace: &Arc<str>,
+        shard: &Arc<str>,
+        failed: Option<FailedPrimary>,
+        buffering: &mut BufferState,
+    ) -> bool {
+        let buffers = self.shared.buffers.clone();
+        match buffering.first_wait {
+            Some(first) => {
+                if first.elapsed() >= buffers.window() {
+                    let why = failed.map(|f| f.why).unwrap_or_default();
+                    let message =
+                        crate::buffer::BufferError::WindowEnded(why).message(keyspace, shard);
+                    let _ = self.send_gate_error(1105, "HY000", &message).await;
+                    return false;
+                }
+                // A retry that failed again right after a wait: give the
+                // topology a moment instead of spinning.
+                tokio::time::sleep(FAST_REFRESH).await;
+            }
+            None => buffering.first_wait = Some(tokio::time::Instant::now()),
+        }
+        match buffers.wait(keyspace, shard, failed).await {
+            Ok(()) => true,
+            Err(e) => {
+                let message = e.message(keyspace, shard);
+                let _ = self.send_gate_error(1105, "HY000", &message).await;
+                false
+            }
+        }
+    }
+
+    /// The shard's primary term in the current routing table.
+    fn primary_term(&self, keyspace: &str, shard: &str) -> u64 {
+        self.shared
+            .routing
+            .load()
+            .keyspaces
+            .get(keyspace)
+            .and_then(|k| k.shards.get(shard))
+            .map_or(0, |s| s.shard.primary_term)
     }
 
     async fn send_pool_error(&mut self, e: PoolError) -> Result<(), End> {
@@ -716,12 +883,16 @@ impl Session {
     /// discards it and, when allowed (once, on a lent connection that was
     /// reused from the pool), returns a freshly opened one to retry on.
     /// Otherwise tells the client and returns None.
+    /// A primary whose connection failed may be changing: a command that is
+    /// safe to run twice (`replayable`) then waits for the new primary.
     async fn after_backend_failure(
         &mut self,
         slot: Slot,
         retried: bool,
         reason: &str,
-    ) -> Result<Option<Slot>, End> {
+        replayable: bool,
+        may_commit: bool,
+    ) -> Result<AfterFailure, End> {
         match slot {
             Slot::Lent {
                 lease,
@@ -737,17 +908,54 @@ impl Session {
                     "pooled connection failed ({reason}); retrying on a new one"
                 );
                 match pool.get_fresh(self.flavour).await {
-                    Ok(lease) => Ok(Some(Slot::Lent {
+                    Ok(lease) => Ok(AfterFailure::Retry(Slot::Lent {
                         lease,
                         keyspace,
                         shard,
                         tablet_type,
                     })),
+                    // Nothing was sent on the new connection: waiting for
+                    // the primary to come back adds no risk.
+                    Err(e @ PoolError::Connect { .. }) if tablet_type == TabletType::Primary => {
+                        let term = self.primary_term(&keyspace, &shard);
+                        Ok(AfterFailure::Buffer {
+                            keyspace,
+                            shard,
+                            failed: FailedPrimary {
+                                alias: Some(pool.alias().clone()),
+                                term,
+                                why: e.to_string(),
+                            },
+                        })
+                    }
                     Err(e) => {
                         self.send_pool_error(e).await?;
-                        Ok(None)
+                        Ok(AfterFailure::Done)
                     }
                 }
+            }
+            Slot::Lent {
+                lease,
+                keyspace,
+                shard,
+                tablet_type,
+            } if replayable && tablet_type == TabletType::Primary => {
+                let alias = lease.pool().alias().clone();
+                let why = format!(
+                    "Lost connection to MySQL server of tablet {}: {reason}",
+                    lease.pool().label()
+                );
+                lease.discard();
+                let term = self.primary_term(&keyspace, &shard);
+                Ok(AfterFailure::Buffer {
+                    keyspace,
+                    shard,
+                    failed: FailedPrimary {
+                        alias: Some(alias),
+                        term,
+                        why,
+                    },
+                })
             }
             Slot::Lent { lease, .. } => {
                 let tablet = lease.pool().label().to_string();
@@ -755,13 +963,21 @@ impl Session {
                 let message =
                     format!("Lost connection to MySQL server of tablet {tablet}: {reason}");
                 self.send_gate_error(2013, "HY000", &message).await?;
-                Ok(None)
+                Ok(AfterFailure::Done)
             }
             Slot::Pinned(i) => {
                 let pinned = self.pinned.swap_remove(i);
                 let tablet = pinned.lease.pool().label().to_string();
                 let lost_tx = pinned.in_tx;
+                let on_primary = pinned.tablet_type == TabletType::Primary;
                 pinned.lease.discard();
+                // The transaction died with the connection, so its outcome
+                // is known, unless the statement was the commit itself.
+                if lost_tx && on_primary && !may_commit {
+                    let message = format!("{TX_ABORTED} (tablet {tablet}: {reason})");
+                    self.send_gate_error(1105, "HY000", &message).await?;
+                    return Ok(AfterFailure::Done);
+                }
                 let message = format!(
                     "Lost connection to MySQL server of tablet {tablet}: {reason}{}",
                     if lost_tx {
@@ -771,7 +987,7 @@ impl Session {
                     }
                 );
                 self.send_gate_error(2013, "HY000", &message).await?;
-                Ok(None)
+                Ok(AfterFailure::Done)
             }
         }
     }
@@ -827,13 +1043,26 @@ impl Session {
         flags: Flags,
         kind: StatementKind,
     ) -> Result<(), End> {
-        let mut slot = match self.checkout().await {
+        let mut buffering = BufferState::default();
+        let mut slot = match self.checkout(&mut buffering).await {
             Ok(slot) => slot,
             Err(()) => return Ok(()),
         };
+        let replayable = kind == StatementKind::Select && !flags.contains(Flags::MULTI);
+        let may_commit = kind == StatementKind::Commit || flags.contains(Flags::MULTI);
         let mut retried = false;
         loop {
             let written_before = self.client.get_ref().written();
+            // A read-only refusal from a primary (outside a transaction: to
+            // buffer; inside one: to abort it clearly) is kept from the client.
+            let hold = match &slot {
+                Slot::Lent { tablet_type, .. } => *tablet_type == TabletType::Primary,
+                Slot::Pinned(i) => {
+                    let p = &self.pinned[*i];
+                    p.tablet_type == TabletType::Primary && p.in_tx
+                }
+            };
+            self.client.get_mut().hold_read_only_error(hold);
             let conn = slot_conn(&mut self.pinned, &mut slot);
             let outcome = attempt(
                 conn,
@@ -843,6 +1072,50 @@ impl Session {
                 &mut self.exec_buf,
             )
             .await;
+            let held = if hold {
+                let counted = self.client.get_mut();
+                counted.hold_read_only_error(false);
+                counted.take_held()
+            } else {
+                None
+            };
+            // Another failure after the held packet (it cannot reach the
+            // client any more) is handled below as it would be without it.
+            if held.is_some() && outcome.is_ok() {
+                match slot {
+                    Slot::Lent {
+                        lease,
+                        keyspace,
+                        shard,
+                        ..
+                    } => {
+                        let failed = FailedPrimary {
+                            alias: Some(lease.pool().alias().clone()),
+                            term: self.primary_term(&keyspace, &shard),
+                            why: format!("tablet {} is read-only", lease.pool().label()),
+                        };
+                        lease.release();
+                        if !self
+                            .buffer_wait(&keyspace, &shard, Some(failed), &mut buffering)
+                            .await
+                        {
+                            return Ok(());
+                        }
+                        slot = match self.checkout(&mut buffering).await {
+                            Ok(slot) => slot,
+                            Err(()) => return Ok(()),
+                        };
+                        retried = false;
+                        continue;
+                    }
+                    Slot::Pinned(i) => {
+                        // Closing rolls the transaction back: its writes can
+                        // never land on the new primary.
+                        self.pinned.swap_remove(i).lease.discard();
+                        return self.send_gate_error(1105, "HY000", TX_ABORTED).await;
+                    }
+                }
+            }
             match outcome {
                 Ok(summary) => {
                     if summary.error.is_some() {
@@ -910,12 +1183,32 @@ impl Session {
                         return Err(End);
                     }
                     self.client.clear_write_buffer();
-                    match self.after_backend_failure(slot, retried, &reason).await? {
-                        Some(fresh) => {
+                    match self
+                        .after_backend_failure(slot, retried, &reason, replayable, may_commit)
+                        .await?
+                    {
+                        AfterFailure::Retry(fresh) => {
                             slot = fresh;
                             retried = true;
                         }
-                        None => return Ok(()),
+                        AfterFailure::Buffer {
+                            keyspace,
+                            shard,
+                            failed,
+                        } => {
+                            if !self
+                                .buffer_wait(&keyspace, &shard, Some(failed), &mut buffering)
+                                .await
+                            {
+                                return Ok(());
+                            }
+                            slot = match self.checkout(&mut buffering).await {
+                                Ok(slot) => slot,
+                                Err(()) => return Ok(()),
+                            };
+                            retried = false;
+                        }
+                        AfterFailure::Done => return Ok(()),
                     }
                 }
             }

@@ -14,6 +14,7 @@ use serde::Serialize;
 use tessera_tablet::api::AgentClient;
 use tessera_topo::{Keyspace, Shard, Tablet, TabletAlias, TabletType, Topo, TopoResult};
 
+use crate::buffer::{Buffers, FAST_REFRESH};
 use crate::metrics::Metrics;
 use crate::pool::{PoolSettings, TabletPool};
 use crate::target::Target;
@@ -590,20 +591,27 @@ fn build_shard(shard: &Shard, routes: &HashMap<TabletAlias, Arc<TabletRoute>>) -
     }
 }
 
-/// Runs `refresh` every `interval` until `stop` fires.
-pub async fn run_watcher(
+/// Runs `refresh` every `interval` until `stop` fires; at once when a
+/// statement starts buffering, and every `FAST_REFRESH` while any does.
+pub(crate) async fn run_watcher(
     mut watcher: TopologyWatcher,
     interval: Duration,
+    buffers: Arc<Buffers>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     loop {
+        let fast = buffers.wants_fast_refresh();
         tokio::select! {
-            _ = ticker.tick() => watcher.refresh().await,
+            _ = ticker.tick() => {}
+            _ = buffers.refresh_requested() => {}
+            _ = tokio::time::sleep(FAST_REFRESH), if fast => {}
             _ = stop.changed() => break,
         }
+        watcher.refresh().await;
+        buffers.table_swapped();
     }
     for pool in watcher.pools.values() {
         pool.retire();

@@ -157,6 +157,9 @@ impl Cluster {
             tls_key: None,
             health_interval: Duration::from_millis(500),
             pool_size,
+            // A dead primary is waited for this long before its error shows.
+            buffer_window: Duration::from_secs(2),
+            ..Default::default()
         };
         let gate = Gate::start(cfg, topo.clone()).await.expect("gate starts");
         assert!(

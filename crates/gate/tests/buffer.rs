@@ -1,0 +1,341 @@
+//! Buffering during a primary change, with real tablet agents (primary +
+//! replica) on etcd: a planned switch done by hand while a writer inserts
+//! through the gate loses no acknowledged write and shows the client no
+//! error; a primary that stays read-only makes clients fail with the
+//! retryable 1105 once the window ends.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{CELL, free_port};
+use mysql_async::prelude::*;
+use tessera_gate::{Gate, GateConfig};
+use tessera_tablet::agent::{TabletAgent, TabletConfig};
+use tessera_tablet::api::{AgentClient, ReplicateFrom};
+use tessera_topo::testutil::EtcdServer;
+use tessera_topo::{Keyspace, Shard, TabletAlias, TabletType, Topo};
+
+struct Cluster {
+    _etcd: EtcdServer,
+    topo: Topo,
+    _dir: tempfile::TempDir,
+    primary: Option<TabletAgent>,
+    replica: Option<TabletAgent>,
+    replica_alias: TabletAlias,
+    replica_port: u16,
+}
+
+impl Cluster {
+    async fn start(prefix: &str) -> Cluster {
+        let etcd = EtcdServer::start_async().await.expect("etcd starts");
+        let store = tessera_topo::open_store(&etcd.topo_spec(prefix))
+            .await
+            .expect("etcd store");
+        let topo = Topo::new(Arc::clone(&store));
+        let dir = tempfile::Builder::new()
+            .prefix("gb")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let primary_alias = TabletAlias::new(CELL, 200);
+        let replica_alias = TabletAlias::new(CELL, 201);
+        topo.create_keyspace(&Keyspace {
+            name: "ks".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        topo.create_shard(&Shard {
+            keyspace: "ks".into(),
+            name: "0".into(),
+            primary_alias: Some(primary_alias.clone()),
+            primary_term: 1,
+            is_primary_serving: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let cfg = |alias: &TabletAlias, sub: &str| {
+            TabletConfig::local(
+                dir.path().join(sub),
+                alias.clone(),
+                "ks",
+                "0",
+                free_port(),
+                free_port(),
+            )
+        };
+        let primary_cfg = cfg(&primary_alias, "t200");
+        let primary = TabletAgent::start(primary_cfg, topo.clone())
+            .await
+            .expect("primary agent starts");
+        let replica_cfg = cfg(&replica_alias, "t201");
+        let replica_port = replica_cfg.mysqld.port;
+        let replica = TabletAgent::start(replica_cfg, topo.clone())
+            .await
+            .expect("replica agent starts");
+        Cluster {
+            _etcd: etcd,
+            topo,
+            _dir: dir,
+            primary: Some(primary),
+            replica: Some(replica),
+            replica_alias,
+            replica_port,
+        }
+    }
+
+    fn primary_client(&self) -> AgentClient {
+        AgentClient::new(&self.primary.as_ref().unwrap().agent_addr().to_string())
+    }
+
+    fn replica_client(&self) -> AgentClient {
+        AgentClient::new(&self.replica.as_ref().unwrap().agent_addr().to_string())
+    }
+
+    async fn start_gate(&self, window: Duration) -> Gate {
+        let gate = Gate::start(
+            GateConfig {
+                cell: CELL.into(),
+                mysql_listen: "127.0.0.1:0".parse().unwrap(),
+                http_listen: "127.0.0.1:0".parse().unwrap(),
+                health_interval: Duration::from_millis(500),
+                pool_size: 8,
+                buffer_window: window,
+                ..Default::default()
+            },
+            self.topo.clone(),
+        )
+        .await
+        .expect("gate starts");
+        assert!(gate.wait_ready(Duration::from_secs(60)).await);
+        gate
+    }
+
+    async fn stop(mut self) {
+        for agent in [self.replica.take(), self.primary.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = tokio::time::timeout(Duration::from_secs(60), agent.shutdown()).await;
+        }
+    }
+}
+
+fn opts(gate: &Gate) -> mysql_async::Opts {
+    mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(gate.mysql_addr().port())
+        .user(Some("user"))
+        .pass(Some(""))
+        .db_name(Some("ks"))
+        .prefer_socket(false)
+        .into()
+}
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planned_switch_loses_no_acknowledged_write() {
+    let cluster = Cluster::start("/buffertest").await;
+    let gate = cluster.start_gate(Duration::from_secs(10)).await;
+    let mut setup = mysql_async::Conn::new(opts(&gate)).await.unwrap();
+    setup
+        .query_drop("CREATE TABLE t (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
+
+    // The writer: one autocommit insert after another, each acknowledged id
+    // and each error recorded, with the longest time one insert took.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let opts = opts(&gate);
+        tokio::spawn(async move {
+            let mut conn = mysql_async::Conn::new(opts).await.unwrap();
+            let (mut acked, mut errors) = (Vec::new(), Vec::new());
+            let mut max_pause = Duration::ZERO;
+            let mut id = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                id += 1;
+                let started = Instant::now();
+                match conn.exec_drop("INSERT INTO t VALUES (?)", (id,)).await {
+                    Ok(()) => acked.push(id),
+                    Err(e) => errors.push(format!("id {id}: {e}")),
+                }
+                max_pause = max_pause.max(started.elapsed());
+            }
+            (acked, errors, max_pause)
+        })
+    };
+    // Writes flow before the switch.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let old = cluster.primary_client();
+    let new = cluster.replica_client();
+    let switch_started = Instant::now();
+    old.set_read_only(true)
+        .await
+        .expect("old primary read-only");
+    let old_pos = old.health().await.unwrap().gtid_binlog_pos;
+    eventually("the replica to catch up", || async {
+        new.health()
+            .await
+            .is_ok_and(|h| h.gtid_current_pos == old_pos || h.gtid_slave_pos == old_pos)
+    })
+    .await;
+    new.promote(2).await.expect("promote the replica");
+    cluster
+        .topo
+        .update_shard("ks", "0", |s| {
+            s.primary_alias = Some(cluster.replica_alias.clone());
+            s.primary_term = 2;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let switch_took = switch_started.elapsed();
+    old.replicate_from(&ReplicateFrom {
+        primary_alias: cluster.replica_alias.clone(),
+        host: "127.0.0.1".into(),
+        port: cluster.replica_port,
+        tablet_type: Some(TabletType::Replica),
+    })
+    .await
+    .expect("repoint the old primary");
+
+    // Writes flow after the switch, on the new primary.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (acked, errors, max_pause) = writer.await.unwrap();
+    println!(
+        "planned switch: {} writes acknowledged, {} errors, switch took {switch_took:?}, max write pause {max_pause:?}",
+        acked.len(),
+        errors.len()
+    );
+    assert!(errors.is_empty(), "client errors: {errors:?}");
+    assert!(acked.len() > 10, "too few writes: {}", acked.len());
+
+    let port: Option<u16> = setup.query_first("SELECT @@port").await.unwrap();
+    assert_eq!(
+        port,
+        Some(cluster.replica_port),
+        "writes go to the new primary"
+    );
+    let direct = mysql_async::Conn::new(
+        mysql_async::OptsBuilder::default()
+            .ip_or_hostname("127.0.0.1")
+            .tcp_port(cluster.replica_port)
+            .user(Some("tessera_app"))
+            .pass(Some("tessera_app_pw"))
+            .db_name(Some("ks"))
+            .prefer_socket(false),
+    )
+    .await;
+    // Read through the gate if the app user cannot log in directly.
+    let present: Vec<u32> = match direct {
+        Ok(mut c) => c.query("SELECT id FROM t ORDER BY id").await.unwrap(),
+        Err(_) => setup.query("SELECT id FROM t ORDER BY id").await.unwrap(),
+    };
+    let present: std::collections::HashSet<u32> = present.into_iter().collect();
+    let missing: Vec<u32> = acked
+        .iter()
+        .copied()
+        .filter(|id| !present.contains(id))
+        .collect();
+    assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
+    assert!(
+        gate.metrics().buffered.get() > 0,
+        "the switch was buffered, not missed"
+    );
+    assert_eq!(gate.metrics().buffer_timeouts.get(), 0);
+
+    setup.disconnect().await.ok();
+    gate.shutdown().await;
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_ends_with_a_retryable_error() {
+    let cluster = Cluster::start("/buffertimeout").await;
+    let window = Duration::from_secs(1);
+    let gate = cluster.start_gate(window).await;
+    let mut conn = mysql_async::Conn::new(opts(&gate)).await.unwrap();
+    conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    conn.query_drop("INSERT INTO t VALUES (1)").await.unwrap();
+
+    // A transaction open on the primary when it turns read-only.
+    let mut tx = mysql_async::Conn::new(opts(&gate)).await.unwrap();
+    tx.query_drop("BEGIN").await.unwrap();
+    tx.query_drop("INSERT INTO t VALUES (100)").await.unwrap();
+
+    cluster
+        .primary_client()
+        .set_read_only(true)
+        .await
+        .expect("primary read-only");
+    let started = Instant::now();
+    let err = conn
+        .query_drop("INSERT INTO t VALUES (2)")
+        .await
+        .expect_err("nobody was promoted");
+    let waited = started.elapsed();
+    match &err {
+        mysql_async::Error::Server(e) => {
+            assert_eq!(e.code, 1105, "{e:?}");
+            assert!(
+                e.message.starts_with("primary of ks/0 is changing; retry"),
+                "{e:?}"
+            );
+        }
+        other => panic!("unexpected error {other:?}"),
+    }
+    assert!(
+        waited >= window - Duration::from_millis(100) && waited < window * 5,
+        "failed after {waited:?}"
+    );
+    println!("window {window:?}: the client got its error after {waited:?}");
+    assert!(gate.metrics().buffer_timeouts.get() >= 1);
+
+    let err = tx
+        .query_drop("INSERT INTO t VALUES (101)")
+        .await
+        .expect_err("the transaction cannot go on");
+    match &err {
+        mysql_async::Error::Server(e) => {
+            assert_eq!(e.code, 1105, "{e:?}");
+            assert!(e.message.contains("transaction aborted"), "{e:?}");
+        }
+        other => panic!("unexpected error {other:?}"),
+    }
+
+    // Undoing read-only ends buffering without any promotion.
+    cluster.primary_client().set_read_only(false).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while let Err(e) = conn.query_drop("INSERT INTO t VALUES (3)").await {
+        assert!(Instant::now() < deadline, "writes never worked again: {e}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ids: Vec<u32> = conn.query("SELECT id FROM t ORDER BY id").await.unwrap();
+    assert_eq!(ids, vec![1, 3], "the aborted transaction left nothing");
+
+    for c in [conn, tx] {
+        c.disconnect().await.ok();
+    }
+    gate.shutdown().await;
+    cluster.stop().await;
+}
