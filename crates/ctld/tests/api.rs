@@ -404,6 +404,13 @@ async fn openapi_describes_every_endpoint() {
         ("/api/keyspaces/{keyspace}/schema", "post"),
         ("/api/keyspaces/{keyspace}/vschema", "get"),
         ("/api/keyspaces/{keyspace}/vschema", "put"),
+        ("/api/shards/{keyspace}/{shard}/planned-reparent", "post"),
+        ("/api/shards/{keyspace}/{shard}/emergency-reparent", "post"),
+        ("/api/tablets/{alias}/externally-reparented", "post"),
+        ("/api/tablets/{alias}/type", "post"),
+        ("/api/tablets/{alias}/drain", "post"),
+        ("/api/tablets/{alias}/undrain", "post"),
+        ("/api/events", "get"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -432,6 +439,22 @@ async fn read_only_ctld_refuses_mutations() {
             Method::POST,
             "/api/shards/commerce/0/init-primary",
             r#"{"alias": "zone1-100"}"#,
+        ),
+        (
+            Method::POST,
+            "/api/shards/commerce/0/planned-reparent",
+            "{}",
+        ),
+        (
+            Method::POST,
+            "/api/shards/commerce/0/emergency-reparent",
+            "{}",
+        ),
+        (Method::POST, "/api/tablets/zone1-100/drain", "{}"),
+        (
+            Method::POST,
+            "/api/tablets/zone1-100/type",
+            r#"{"tablet_type": "rdonly"}"#,
         ),
     ] {
         let (code, answer) = call(method.clone(), format!("{base}{path}"), Some(body.into())).await;
