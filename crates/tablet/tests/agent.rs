@@ -281,3 +281,85 @@ async fn bad_requests_get_clear_errors() {
 
     agent.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reparent_endpoints_positions_waits_io_thread_and_kills() {
+    use mysql_async::prelude::Queryable;
+
+    common::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let topo = common::topo_with_shard(dir.path(), KS).await;
+    let cfg_a = common::tablet_config(dir.path(), KS, 100);
+    let cfg_b = common::tablet_config(dir.path(), KS, 101);
+    let (primary_port, alias_a) = (cfg_a.mysqld.port, cfg_a.alias.clone());
+    let ((a, client_a), (b, client_b)) = tokio::join!(
+        common::start_agent(cfg_a, &topo),
+        common::start_agent(cfg_b, &topo)
+    );
+    client_a.promote(1).await.unwrap();
+    client_b
+        .replicate_from(&ReplicateFrom {
+            primary_alias: alias_a,
+            host: "127.0.0.1".into(),
+            port: primary_port,
+            tablet_type: None,
+        })
+        .await
+        .unwrap();
+    client_a
+        .execute(&sql("create table t (id int primary key)"))
+        .await
+        .unwrap();
+    client_a
+        .execute(&sql("insert into t values (1)"))
+        .await
+        .unwrap();
+
+    let pa = client_a.positions().await.unwrap();
+    assert_eq!(pa.server_id, 100);
+    assert!(!pa.read_only);
+    assert!(pa.gtid_binlog_pos.starts_with("0-100-"), "{pa:?}");
+    assert!(pa.gtid_binlog_state.contains(&pa.gtid_binlog_pos), "{pa:?}");
+    assert!(pa.gtid_io_pos.is_empty() && !pa.io_running);
+
+    // The replica reaches the primary's position; a future one times out.
+    let w = client_b
+        .wait_for_position(&pa.gtid_binlog_pos, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(w.reached, "{w:?}");
+    assert!(w.positions.io_running && w.positions.sql_running);
+    assert_eq!(w.positions.gtid_io_pos, pa.gtid_binlog_pos);
+    let w = client_b
+        .wait_for_position("0-100-999999", Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert!(!w.reached);
+    let err = client_b
+        .wait_for_position("0-100-1; drop table t", Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("bad GTID"), "{err:#}");
+
+    // Stopping the IO thread leaves the SQL thread applying.
+    let p = client_b.stop_io_thread().await.unwrap();
+    assert!(!p.io_running && p.sql_running, "{p:?}");
+
+    // An application session on the primary is killed; the agent's own are not.
+    let creds = tessera_tablet::Credentials::default();
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(primary_port)
+        .user(Some(creds.app_user.clone()))
+        .pass(Some(creds.app_password.clone()))
+        .db_name(Some(KS));
+    let mut app = mysql_async::Conn::new(opts).await.unwrap();
+    app.query_drop("select 1").await.unwrap();
+    let k = client_a.kill_app_connections().await.unwrap();
+    assert_eq!(k.killed, 1);
+    assert!(app.query_drop("select 1").await.is_err());
+    assert!(client_a.health().await.unwrap().serving);
+
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
