@@ -882,9 +882,10 @@ impl Session {
     /// After a backend connection failed before anything reached the client:
     /// discards it and, when allowed (once, on a lent connection that was
     /// reused from the pool), returns a freshly opened one to retry on.
-    /// Otherwise tells the client and returns None.
     /// A primary whose connection failed may be changing: a command that is
-    /// safe to run twice (`replayable`) then waits for the new primary.
+    /// safe to run twice (`replayable`) then waits for the new primary. A
+    /// statement that may have committed (`may_commit`) is never replayed and
+    /// gets a connection-lost error. Otherwise the client is told.
     async fn after_backend_failure(
         &mut self,
         slot: Slot,
@@ -914,9 +915,12 @@ impl Session {
                         shard,
                         tablet_type,
                     })),
-                    // Nothing was sent on the new connection: waiting for
-                    // the primary to come back adds no risk.
-                    Err(e @ PoolError::Connect { .. }) if tablet_type == TabletType::Primary => {
+                    // The first connection may have carried the statement
+                    // to a server that then died: only a statement that is
+                    // safe to run twice waits for the primary to return.
+                    Err(e @ PoolError::Connect { .. })
+                        if replayable && tablet_type == TabletType::Primary =>
+                    {
                         let term = self.primary_term(&keyspace, &shard);
                         Ok(AfterFailure::Buffer {
                             keyspace,

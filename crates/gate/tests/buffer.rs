@@ -95,7 +95,7 @@ impl Cluster {
         AgentClient::new(&self.replica.as_ref().unwrap().agent_addr().to_string())
     }
 
-    async fn start_gate(&self, window: Duration) -> Gate {
+    async fn start_gate(&self, window: Duration, max_queued: usize) -> Gate {
         let gate = Gate::start(
             GateConfig {
                 cell: CELL.into(),
@@ -104,6 +104,7 @@ impl Cluster {
                 health_interval: Duration::from_millis(500),
                 pool_size: 8,
                 buffer_window: window,
+                buffer_max_queued: max_queued,
                 ..Default::default()
             },
             self.topo.clone(),
@@ -150,36 +151,46 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn planned_switch_loses_no_acknowledged_write() {
     let cluster = Cluster::start("/buffertest").await;
-    let gate = cluster.start_gate(Duration::from_secs(10)).await;
+    let gate = cluster.start_gate(Duration::from_secs(10), 1000).await;
     let mut setup = mysql_async::Conn::new(opts(&gate)).await.unwrap();
     setup
         .query_drop("CREATE TABLE t (id INT PRIMARY KEY)")
         .await
         .unwrap();
 
-    // The writer: one autocommit insert after another, each acknowledged id
-    // and each error recorded, with the longest time one insert took.
+    // Two writers, one with prepared statements and one with text queries:
+    // autocommit inserts one after another, each acknowledged id and each
+    // error recorded, with the longest time one insert took.
     let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let stop = stop.clone();
-        let opts = opts(&gate);
-        tokio::spawn(async move {
-            let mut conn = mysql_async::Conn::new(opts).await.unwrap();
-            let (mut acked, mut errors) = (Vec::new(), Vec::new());
-            let mut max_pause = Duration::ZERO;
-            let mut id = 0u32;
-            while !stop.load(Ordering::Relaxed) {
-                id += 1;
-                let started = Instant::now();
-                match conn.exec_drop("INSERT INTO t VALUES (?)", (id,)).await {
-                    Ok(()) => acked.push(id),
-                    Err(e) => errors.push(format!("id {id}: {e}")),
+    let writers: Vec<_> = [(0u32, true), (1_000_000, false)]
+        .into_iter()
+        .map(|(base, prepared)| {
+            let stop = stop.clone();
+            let opts = opts(&gate);
+            tokio::spawn(async move {
+                let mut conn = mysql_async::Conn::new(opts).await.unwrap();
+                let (mut acked, mut errors) = (Vec::new(), Vec::new());
+                let mut max_pause = Duration::ZERO;
+                let mut id = base;
+                while !stop.load(Ordering::Relaxed) {
+                    id += 1;
+                    let started = Instant::now();
+                    let result = if prepared {
+                        conn.exec_drop("INSERT INTO t VALUES (?)", (id,)).await
+                    } else {
+                        conn.query_drop(format!("INSERT INTO t VALUES ({id})"))
+                            .await
+                    };
+                    match result {
+                        Ok(()) => acked.push(id),
+                        Err(e) => errors.push(format!("id {id}: {e}")),
+                    }
+                    max_pause = max_pause.max(started.elapsed());
                 }
-                max_pause = max_pause.max(started.elapsed());
-            }
-            (acked, errors, max_pause)
+                (acked, errors, max_pause)
+            })
         })
-    };
+        .collect();
     // Writes flow before the switch.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
@@ -219,14 +230,20 @@ async fn planned_switch_loses_no_acknowledged_write() {
     // Writes flow after the switch, on the new primary.
     tokio::time::sleep(Duration::from_millis(1000)).await;
     stop.store(true, Ordering::Relaxed);
-    let (acked, errors, max_pause) = writer.await.unwrap();
+    let (mut acked, mut errors, mut max_pause) = (Vec::new(), Vec::new(), Duration::ZERO);
+    for writer in writers {
+        let (a, e, pause) = writer.await.unwrap();
+        assert!(a.len() > 10, "too few writes: {}", a.len());
+        acked.extend(a);
+        errors.extend(e);
+        max_pause = max_pause.max(pause);
+    }
     println!(
         "planned switch: {} writes acknowledged, {} errors, switch took {switch_took:?}, max write pause {max_pause:?}",
         acked.len(),
         errors.len()
     );
     assert!(errors.is_empty(), "client errors: {errors:?}");
-    assert!(acked.len() > 10, "too few writes: {}", acked.len());
 
     let port: Option<u16> = setup.query_first("SELECT @@port").await.unwrap();
     assert_eq!(
@@ -271,7 +288,8 @@ async fn planned_switch_loses_no_acknowledged_write() {
 async fn window_ends_with_a_retryable_error() {
     let cluster = Cluster::start("/buffertimeout").await;
     let window = Duration::from_secs(1);
-    let gate = cluster.start_gate(window).await;
+    // One statement may wait; a second one at the same time is refused.
+    let gate = cluster.start_gate(window, 1).await;
     let mut conn = mysql_async::Conn::new(opts(&gate)).await.unwrap();
     conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY)")
         .await
@@ -282,6 +300,8 @@ async fn window_ends_with_a_retryable_error() {
     let mut tx = mysql_async::Conn::new(opts(&gate)).await.unwrap();
     tx.query_drop("BEGIN").await.unwrap();
     tx.query_drop("INSERT INTO t VALUES (100)").await.unwrap();
+    // Connected now: connecting later would itself wait in the buffer.
+    let mut second = mysql_async::Conn::new(opts(&gate)).await.unwrap();
 
     cluster
         .primary_client()
@@ -289,11 +309,36 @@ async fn window_ends_with_a_retryable_error() {
         .await
         .expect("primary read-only");
     let started = Instant::now();
-    let err = conn
-        .query_drop("INSERT INTO t VALUES (2)")
+    let first = tokio::spawn(async move {
+        let result = conn.query_drop("INSERT INTO t VALUES (2)").await;
+        (conn, result, started.elapsed())
+    });
+    eventually("the first insert to be buffered", || async {
+        gate.metrics().buffered.get() >= 1
+    })
+    .await;
+    let refused_at = Instant::now();
+    let err = second
+        .query_drop("INSERT INTO t VALUES (4)")
         .await
-        .expect_err("nobody was promoted");
-    let waited = started.elapsed();
+        .expect_err("the buffer is full");
+    let refused_after = refused_at.elapsed();
+    match &err {
+        mysql_async::Error::Server(e) => {
+            assert_eq!(e.code, 1105, "{e:?}");
+            assert!(
+                e.message
+                    .starts_with("primary of ks/0 is changing and 1 queries already wait"),
+                "{e:?}"
+            );
+        }
+        other => panic!("unexpected error {other:?}"),
+    }
+    assert!(refused_after < window, "refused after {refused_after:?}");
+    assert_eq!(gate.metrics().buffer_full.get(), 1);
+
+    let (mut conn, result, waited) = first.await.unwrap();
+    let err = result.expect_err("nobody was promoted");
     match &err {
         mysql_async::Error::Server(e) => {
             assert_eq!(e.code, 1105, "{e:?}");
@@ -333,7 +378,7 @@ async fn window_ends_with_a_retryable_error() {
     let ids: Vec<u32> = conn.query("SELECT id FROM t ORDER BY id").await.unwrap();
     assert_eq!(ids, vec![1, 3], "the aborted transaction left nothing");
 
-    for c in [conn, tx] {
+    for c in [conn, tx, second] {
         c.disconnect().await.ok();
     }
     gate.shutdown().await;
