@@ -736,4 +736,73 @@ mod tests {
         );
         assert!(msg.contains("tessera local up"), "{msg}");
     }
+
+    #[test]
+    fn reparent_commands_accept_vitess_names_and_flags() {
+        assert_eq!(
+            parse(&[
+                "PlannedReparentShard",
+                "--new_primary",
+                "zone1-101",
+                "--wait_replicas_timeout",
+                "45s",
+                "commerce/0",
+            ]),
+            CtlCommand::PlannedReparentShard {
+                keyspace_shard: "commerce/0".into(),
+                new_primary: Some("zone1-101".into()),
+                avoid_primary: None,
+                wait_replicas_timeout: Some(Duration::from_secs(45)),
+            }
+        );
+        assert_eq!(
+            parse(&[
+                "planned-reparent-shard",
+                "--avoid-primary",
+                "zone1-100",
+                "commerce/0"
+            ]),
+            CtlCommand::PlannedReparentShard {
+                keyspace_shard: "commerce/0".into(),
+                new_primary: None,
+                avoid_primary: Some("zone1-100".into()),
+                wait_replicas_timeout: None,
+            }
+        );
+        assert!(matches!(
+            parse(&["EmergencyReparentShard", "commerce/0"]),
+            CtlCommand::EmergencyReparentShard {
+                new_primary: None,
+                ..
+            }
+        ));
+        assert_eq!(
+            parse(&["ChangeTabletType", "zone1-101", "rdonly"]),
+            CtlCommand::ChangeTabletType {
+                alias: "zone1-101".into(),
+                tablet_type: TabletType::Rdonly,
+                dry_run: false,
+            }
+        );
+        assert!(matches!(
+            parse(&["TabletExternallyReparented", "zone1-101"]),
+            CtlCommand::TabletExternallyReparented { .. }
+        ));
+        assert_eq!(parse(&["events"]), CtlCommand::Events);
+        assert!(parse_err(&["ChangeTabletType", "zone1-101", "boss"]).contains("boss"));
+        assert!(
+            parse_err(&[
+                "PlannedReparentShard",
+                "--wait_replicas_timeout",
+                "5y",
+                "commerce/0"
+            ])
+            .contains("unit")
+        );
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("").is_err());
+    }
 }
