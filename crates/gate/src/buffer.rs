@@ -254,7 +254,7 @@ impl Buffers {
 }
 
 /// The table shows the change a buffered statement waits for.
-fn primary_changed(
+pub(crate) fn primary_changed(
     table: &RoutingTable,
     keyspace: &str,
     shard: &str,

@@ -790,6 +790,52 @@ mod tests {
     }
 
     #[test]
+    fn buffering_ends_on_a_serving_new_primary_or_a_fresh_poll_of_the_old() {
+        use crate::buffer::{FailedPrimary, primary_changed};
+        let failed = FailedPrimary {
+            alias: Some(TabletAlias::new("zone1", 1)),
+            term: 1,
+            why: String::new(),
+        };
+        let changed = |table: &RoutingTable, generation| {
+            primary_changed(table, "ks", "0", &failed, generation, 10)
+        };
+        // The old primary, read-only: never the end, however fresh the table.
+        let routes: HashMap<_, _> = [
+            route(1, TabletType::Primary, Health::NotServing),
+            route(2, TabletType::Replica, Health::Serving),
+        ]
+        .into();
+        let table = table_of(vec![build_shard(&shard(Some(1)), &routes)], false);
+        assert!(!changed(&table, 20));
+        // The record names the promoted replica, serving: done at once.
+        let routes: HashMap<_, _> = [
+            route(1, TabletType::Replica, Health::NotServing),
+            route(2, TabletType::Primary, Health::Serving),
+        ]
+        .into();
+        let table = table_of(vec![build_shard(&shard(Some(2)), &routes)], false);
+        assert!(changed(&table, 10));
+        // ... but not while its agent has not answered yet.
+        let routes: HashMap<_, _> = [route(2, TabletType::Primary, Health::Unknown)].into();
+        let table = table_of(vec![build_shard(&shard(Some(2)), &routes)], false);
+        assert!(!changed(&table, 20));
+        // The old primary serving again counts only from a health poll that
+        // surely started after the failure (two tables later).
+        let routes: HashMap<_, _> = [route(1, TabletType::Primary, Health::Serving)].into();
+        let table = table_of(vec![build_shard(&shard(Some(1)), &routes)], false);
+        assert!(!changed(&table, 11));
+        assert!(changed(&table, 12));
+        // Same alias, higher term (a re-promotion): a change.
+        let mut record = shard(Some(1));
+        record.primary_term = 2;
+        let table = table_of(vec![build_shard(&record, &routes)], false);
+        assert!(changed(&table, 10));
+        // A shard the table does not know never resolves.
+        assert!(!primary_changed(&table, "ks", "-80", &failed, 20, 10));
+    }
+
+    #[test]
     fn sharded_keyspace_needs_a_shard_target() {
         let routes: HashMap<_, _> = [route(1, TabletType::Primary, Health::Serving)].into();
         let mut a = shard(Some(1));
