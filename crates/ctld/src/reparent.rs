@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 use tessera_tablet::api::{AgentClient, Positions};
+use tessera_tablet::replication::missing_gtids;
 use tessera_topo::{Shard, Tablet, TabletAlias, TabletType, Topo, TopoError};
 use tracing::{info, warn};
 
@@ -451,6 +452,34 @@ pub async fn emergency_reparent_shard(
     result
 }
 
+/// GTIDs `p` logged under its own server id that no other reachable tablet
+/// logged: they did not come from the shard's primaries. Empty when there
+/// is nobody to compare with.
+fn errant_gtids(p: &Probed, all: &[Probed]) -> Vec<String> {
+    let others: Vec<&Probed> = all
+        .iter()
+        .filter(|o| o.tablet.alias != p.tablet.alias)
+        .collect();
+    if others.is_empty() {
+        return Vec::new();
+    }
+    let own_server = p.positions.server_id.to_string();
+    p.positions
+        .gtid_binlog_pos
+        .split(',')
+        .map(str::trim)
+        .filter(|g| g.split('-').nth(1) == Some(own_server.as_str()))
+        .filter(|g| {
+            others.iter().all(|o| {
+                missing_gtids(g, &o.positions.gtid_binlog_state)
+                    .map(|m| !m.is_empty())
+                    .unwrap_or(true)
+            })
+        })
+        .map(str::to_string)
+        .collect()
+}
+
 struct Probed {
     tablet: Tablet,
     positions: Positions,
@@ -518,67 +547,57 @@ async fn emergency_locked(
         )));
     }
 
-    let holds_all = |c: &Probed| probed.iter().all(|o| c.received.contains(&o.received));
-    let chosen = match new_primary {
+    let errant: Vec<Vec<String>> = probed.iter().map(|p| errant_gtids(p, &probed)).collect();
+    let clean = |i: usize| errant[i].is_empty();
+    let holds_all = |c: &Probed| {
+        probed
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| clean(*i))
+            .all(|(_, o)| c.received.contains(&o.received))
+    };
+    let chosen_idx = match new_primary {
         Some(alias) => {
-            let Some(c) = probed.iter().find(|p| &p.tablet.alias == alias) else {
+            let Some(i) = probed.iter().position(|p| &p.tablet.alias == alias) else {
                 return Err(tablet_failed(format!(
                     "requested tablet {alias} is unreachable"
                 )));
             };
-            if !holds_all(c) {
+            if !clean(i) {
+                return Err(conflict(format!(
+                    "requested tablet {alias} has errant GTIDs no other tablet has: {}",
+                    errant[i].join(",")
+                )));
+            }
+            if !holds_all(&probed[i]) {
                 return Err(conflict(format!(
                     "requested tablet {alias} lacks transactions other replicas received; choose another or let ctld choose"
                 )));
             }
-            c
+            i
         }
-        None => probed
-            .iter()
-            .filter(|c| promotable(&c.tablet).is_ok() && holds_all(c))
-            .max_by_key(|c| c.received.seq_total())
+        None => (0..probed.len())
+            .filter(|&i| clean(i) && promotable(&probed[i].tablet).is_ok() && holds_all(&probed[i]))
+            .max_by_key(|&i| probed[i].received.seq_total())
             .ok_or_else(|| {
+                let errant_note: Vec<String> = probed
+                    .iter()
+                    .zip(&errant)
+                    .filter(|(_, e)| !e.is_empty())
+                    .map(|(p, e)| format!("{} has errant GTIDs {}", p.tablet.alias, e.join(",")))
+                    .collect();
                 conflict(format!(
-                    "no promotable replica of {keyspace}/{shard} received everything the others did"
+                    "no promotable replica of {keyspace}/{shard} received everything the others did{}",
+                    if errant_note.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", errant_note.join("; "))
+                    }
                 ))
             })?,
     };
+    let chosen = &probed[chosen_idx];
     let cand = &chosen.tablet;
-
-    // GTIDs the candidate wrote itself that no other tablet logged did not
-    // come from the shard's primaries: promoting it would spread them.
-    let own_gtids: Vec<String> = chosen
-        .positions
-        .gtid_binlog_pos
-        .split(',')
-        .map(str::trim)
-        .filter(|g| g.split('-').nth(1) == Some(&chosen.positions.server_id.to_string()))
-        .map(str::to_string)
-        .collect();
-    if !own_gtids.is_empty() && probed.len() > 1 {
-        let errant: Vec<&String> = own_gtids
-            .iter()
-            .filter(|g| {
-                probed
-                    .iter()
-                    .filter(|o| o.tablet.alias != cand.alias)
-                    .all(|o| {
-                        !tessera_tablet::replication::missing_gtids(
-                            g,
-                            &o.positions.gtid_binlog_state,
-                        )
-                        .map(|m| m.is_empty())
-                        .unwrap_or(false)
-                    })
-            })
-            .collect();
-        if !errant.is_empty() {
-            return Err(conflict(format!(
-                "candidate {} has errant GTIDs no other tablet has: {errant:?}",
-                cand.alias
-            )));
-        }
-    }
 
     let cand_client = client(cand, wait_timeout + REPARENT_CALL_TIMEOUT);
     if !chosen.positions.gtid_io_pos.is_empty() {
@@ -614,7 +633,24 @@ async fn emergency_locked(
     let binlog_start = GtidPos::parse(&new_pos.gtid_binlog_start).unwrap_or_default();
     let mut failures = Vec::new();
     let mut to_repoint: Vec<&Tablet> = Vec::new();
-    for p in probed.iter().filter(|p| p.tablet.alias != cand.alias) {
+    for (p, errant) in probed.iter().zip(&errant) {
+        if p.tablet.alias == cand.alias {
+            continue;
+        }
+        if !errant.is_empty() {
+            // Replicating would fail or diverge: keep it out until re-seeded.
+            topo.update_tablet(&p.tablet.alias, |t| {
+                t.needs_reseed = true;
+                Ok(())
+            })
+            .await?;
+            failures.push(format!(
+                "{}: errant GTIDs {}; marked needs_reseed",
+                p.tablet.alias,
+                errant.join(",")
+            ));
+            continue;
+        }
         let applied = parse_pos(&p.positions.gtid_current_pos, &p.tablet.alias)?;
         if !applied.contains(&binlog_start) {
             failures.push(format!(

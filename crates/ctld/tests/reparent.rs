@@ -687,3 +687,89 @@ async fn tablet_type_actions_drain_and_external_reparent() {
         t.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emergency_reparent_refuses_and_skips_a_replica_with_errant_gtids() {
+    common::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let (topo, mut tablets) = setup(dir.path()).await;
+    let ctld = start_ctld(&topo, false).await;
+    let server = ctld.http_addr().to_string();
+    let agents: Vec<AgentClient> = tablets
+        .iter()
+        .map(|t| AgentClient::new(&t.agent_addr().to_string()))
+        .collect();
+    agents[0]
+        .execute(&execute("INSERT INTO acked (id) VALUES (1), (2)"))
+        .await
+        .unwrap();
+    for a in &agents[1..] {
+        wait_for("replica has both rows", READY, || async {
+            let r = a
+                .execute(&execute("SELECT COUNT(*) FROM acked"))
+                .await
+                .ok()?;
+            (r.rows[0][0].as_deref() == Some("2")).then_some(())
+        })
+        .await;
+    }
+    // A write made on replica 101 directly (the dba bypasses read_only):
+    // a transaction no primary ever had.
+    agents[1]
+        .execute(&execute("INSERT INTO acked (id) VALUES (500)"))
+        .await
+        .unwrap();
+    let old = tablets.remove(0);
+    let pid = old.mysqld_pid().await.unwrap();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    drop(old);
+
+    let ers = |new_primary: Option<&str>| CtlCommand::EmergencyReparentShard {
+        keyspace_shard: "commerce/0".into(),
+        new_primary: new_primary.map(str::to_string),
+        wait_replicas_timeout: Some(Duration::from_secs(20)),
+    };
+    let err = run_ctl_output(&server, ers(Some("zone1-101")))
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("errant GTIDs"), "{err:#}");
+    let (shard, _) = topo.get_shard("commerce", "0").await.unwrap().unwrap();
+    assert_eq!(shard.primary_term, 1, "a refused ERS changes nothing");
+
+    let out = run_ctl_output(&server, ers(None)).await.unwrap();
+    assert!(
+        out.starts_with("zone1-0000000102 is primary of commerce/0 (term 2)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("zone1-0000000101: errant GTIDs 0-101-"),
+        "{out}"
+    );
+    let (rec, _) = topo
+        .get_tablet(&TabletAlias::new("zone1", 101))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(rec.needs_reseed);
+    assert_eq!(
+        agents[1]
+            .health()
+            .await
+            .unwrap()
+            .replication
+            .map(|r| r.io_running),
+        Some(false),
+        "the errant replica is left stopped, not pointed at the new primary"
+    );
+
+    ctld.shutdown().await;
+    for t in tablets {
+        t.shutdown().await.unwrap();
+    }
+}
