@@ -828,6 +828,49 @@ impl Session {
         }
     }
 
+    /// Swaps a dead lent connection for a new one (nothing was sent on it).
+    /// None when the client was told why there is none.
+    async fn replace_dead(&mut self, slot: Slot, buffering: &mut BufferState) -> Option<Slot> {
+        let Slot::Lent {
+            lease,
+            keyspace,
+            shard,
+            tablet_type,
+        } = slot
+        else {
+            return Some(slot);
+        };
+        let pool = lease.pool().clone();
+        lease.discard();
+        self.shared.metrics.backend_retries.inc();
+        match pool.get_fresh(self.flavour).await {
+            Ok(lease) => Some(Slot::Lent {
+                lease,
+                keyspace,
+                shard,
+                tablet_type,
+            }),
+            Err(e @ PoolError::Connect { .. }) if tablet_type == TabletType::Primary => {
+                let failed = FailedPrimary {
+                    alias: Some(pool.alias().clone()),
+                    term: self.primary_term(&keyspace, &shard),
+                    why: e.to_string(),
+                };
+                if !self
+                    .buffer_wait(&keyspace, &shard, Some(failed), buffering)
+                    .await
+                {
+                    return None;
+                }
+                self.checkout(buffering).await.ok()
+            }
+            Err(e) => {
+                let _ = self.send_pool_error(e).await;
+                None
+            }
+        }
+    }
+
     /// Waits for the shard's primary change. True to try again; false when
     /// the window ended or the buffer is full (the client was told).
     async fn buffer_wait(
@@ -900,7 +943,7 @@ impl Session {
                 keyspace,
                 shard,
                 tablet_type,
-            } if !retried && !lease.fresh => {
+            } if !retried && !lease.fresh && replayable => {
                 let pool = lease.pool().clone();
                 lease.discard();
                 self.shared.metrics.backend_retries.inc();
@@ -1056,6 +1099,20 @@ impl Session {
         let may_commit = kind == StatementKind::Commit || flags.contains(Flags::MULTI);
         let mut retried = false;
         loop {
+            if !replayable
+                && let Slot::Lent { lease, .. } = &mut slot
+                && !lease.fresh
+                && !backend_looks_alive(lease.conn())
+            {
+                // A pooled connection the server already closed: replaced
+                // before the statement is sent, since after that a failure
+                // leaves its outcome unknown and it cannot be retried.
+                slot = match self.replace_dead(slot, &mut buffering).await {
+                    Some(fresh) => fresh,
+                    None => return Ok(()),
+                };
+                continue;
+            }
             let written_before = self.client.get_ref().written();
             // A read-only refusal from a primary (outside a transaction: to
             // buffer; inside one: to abort it clearly) is kept from the client.
@@ -1218,6 +1275,17 @@ impl Session {
             }
         }
     }
+}
+
+/// An idle backend connection has nothing to say: pending bytes (say, a
+/// "connection killed" error) or end-of-stream mean the server dropped it.
+/// Reads no socket unless the reactor saw it become readable.
+fn backend_looks_alive(conn: &mut PooledConn) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(
+        conn.backend.conn.get_ref().try_read(&mut byte),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock
+    )
 }
 
 fn slot_conn<'a>(pinned: &'a mut [PinnedConn], slot: &'a mut Slot) -> &'a mut PooledConn {
