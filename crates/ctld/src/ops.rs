@@ -200,6 +200,17 @@ pub async fn init_shard_primary(
     if let Err(e) = lock.unlock().await {
         warn!(keyspace, shard, error = %e, "could not release the shard lock; it expires with its lease");
     }
+    let detail = match &result {
+        Ok(()) => format!("{alias} is primary"),
+        Err(e) => format!("{alias}: {e:#}"),
+    };
+    crate::events::record_event(
+        topo,
+        &format!("{keyspace}/{shard}"),
+        "InitShardPrimary",
+        detail,
+    )
+    .await;
     result
 }
 

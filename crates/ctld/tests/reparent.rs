@@ -675,6 +675,7 @@ async fn tablet_type_actions_drain_and_external_reparent() {
 
     let events = ctl(CtlCommand::Events).await.unwrap();
     for action in [
+        "commerce/0 InitShardPrimary zone1-0000000100 is primary",
         "ChangeTabletType zone1-0000000102: replica -> rdonly",
         "PlannedReparentShard",
         "TabletExternallyReparented zone1-0000000101 is primary (term 4)",
