@@ -245,6 +245,31 @@ impl Buffers {
         }
     }
 
+    /// The open windows, for /debug/status.
+    pub(crate) fn status_json(&self) -> serde_json::Value {
+        let now = Instant::now();
+        let shards = self.lock();
+        let mut open: Vec<_> = shards
+            .iter()
+            .map(|((keyspace, shard), w)| {
+                serde_json::json!({
+                    "keyspace": &**keyspace,
+                    "shard": &**shard,
+                    "queued": w.queued,
+                    "failed_primary": w.failed.alias.as_ref().map(|a| a.to_string()),
+                    "failed_term": w.failed.term,
+                    "why": w.failed.why,
+                    "window_left_ms": w.deadline.saturating_duration_since(now).as_millis() as u64,
+                })
+            })
+            .collect();
+        open.sort_by(|a, b| {
+            (a["keyspace"].as_str(), a["shard"].as_str())
+                .cmp(&(b["keyspace"].as_str(), b["shard"].as_str()))
+        });
+        serde_json::Value::Array(open)
+    }
+
     /// Whether the shard has an open window (call only when `any_active`).
     pub(crate) fn is_buffering(&self, keyspace: &str, shard: &str) -> bool {
         self.lock()

@@ -1,5 +1,6 @@
 //! The gate's HTTP side: Prometheus `/metrics` and a JSON `/debug/status` of
-//! the routing table (keyspaces, shards, tablets with type and health).
+//! the routing table (keyspaces, shards, tablets with type and health) and
+//! of the shards whose statements are buffered.
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::buffer::Buffers;
 use crate::metrics::Metrics;
 use crate::topology::RoutingTable;
 
@@ -19,19 +21,25 @@ use crate::topology::RoutingTable;
 struct HttpState {
     routing: Arc<ArcSwap<RoutingTable>>,
     metrics: Arc<Metrics>,
+    buffers: Arc<Buffers>,
 }
 
 pub(crate) async fn serve(
     listener: TcpListener,
     routing: Arc<ArcSwap<RoutingTable>>,
     metrics: Arc<Metrics>,
+    buffers: Arc<Buffers>,
     mut stop: watch::Receiver<bool>,
 ) {
     let app = Router::new()
         .route("/metrics", get(metrics_text))
         .route("/debug/status", get(status))
         .route("/healthz", get(healthz))
-        .with_state(HttpState { routing, metrics });
+        .with_state(HttpState {
+            routing,
+            metrics,
+            buffers,
+        });
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = stop.changed().await;
@@ -53,7 +61,9 @@ async fn metrics_text(State(state): State<HttpState>) -> impl IntoResponse {
 }
 
 async fn status(State(state): State<HttpState>) -> impl IntoResponse {
-    axum::Json(state.routing.load().status_json())
+    let mut json = state.routing.load().status_json();
+    json["buffering"] = state.buffers.status_json();
+    axum::Json(json)
 }
 
 /// 200 once every keyspace has a routable primary, 503 before.

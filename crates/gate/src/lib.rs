@@ -167,7 +167,7 @@ impl Gate {
             tokio::spawn(topology::run_watcher(
                 watcher,
                 cfg.health_interval,
-                buffers,
+                buffers.clone(),
                 stop_rx.clone(),
             )),
             tokio::spawn(accept_loop(mysql_listener, shared, stop_rx.clone())),
@@ -175,6 +175,7 @@ impl Gate {
                 http_listener,
                 routing.clone(),
                 metrics.clone(),
+                buffers.clone(),
                 stop_rx,
             )),
         ];

@@ -1095,7 +1095,14 @@ impl Session {
             Ok(slot) => slot,
             Err(()) => return Ok(()),
         };
-        let replayable = kind == StatementKind::Select && !flags.contains(Flags::MULTI);
+        // Statements that change nothing may run twice.
+        let replayable = matches!(
+            kind,
+            StatementKind::Select
+                | StatementKind::Show
+                | StatementKind::Describe
+                | StatementKind::Explain
+        ) && !flags.contains(Flags::MULTI);
         let may_commit = kind == StatementKind::Commit || flags.contains(Flags::MULTI);
         let mut retried = false;
         loop {

@@ -317,6 +317,18 @@ async fn window_ends_with_a_retryable_error() {
         gate.metrics().buffered.get() >= 1
     })
     .await;
+    let status: serde_json::Value =
+        reqwest::get(format!("http://{}/debug/status", gate.http_addr()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let buffering = &status["buffering"][0];
+    assert_eq!(buffering["keyspace"], "ks", "{status}");
+    assert_eq!(buffering["shard"], "0", "{status}");
+    assert_eq!(buffering["queued"], 1, "{status}");
+    assert_eq!(buffering["failed_primary"], "zone1-0000000200", "{status}");
     let refused_at = Instant::now();
     let err = second
         .query_drop("INSERT INTO t VALUES (4)")
