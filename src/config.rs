@@ -106,6 +106,9 @@ impl ClusterConfig {
             if !ks.sharded && ks.shards.len() != 1 {
                 bail!("unsharded keyspace {} must have exactly one shard", ks.name);
             }
+            if ks.sharded {
+                check_shards_cover_keyspace(ks)?;
+            }
             for shard in &ks.shards {
                 KeyRange::from_shard_name(&shard.name)
                     .map_err(|e| anyhow::anyhow!("keyspace {}: {e}", ks.name))?;
@@ -155,6 +158,44 @@ impl ClusterConfig {
     }
 }
 
+/// A sharded keyspace's shards must cover every keyspace id exactly once,
+/// or some rows would have no shard (or two).
+fn check_shards_cover_keyspace(ks: &KeyspaceConfig) -> anyhow::Result<()> {
+    let mut ranges = ks
+        .shards
+        .iter()
+        .map(|s| {
+            KeyRange::from_shard_name(&s.name)
+                .map(|r| (r, s.name.as_str()))
+                .map_err(|e| anyhow::anyhow!("keyspace {}: {e}", ks.name))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    ranges.sort_by(|a, b| a.0.start.cmp(&b.0.start));
+    let mut expected_start: Vec<u8> = Vec::new();
+    for (i, (range, name)) in ranges.iter().enumerate() {
+        if range.start != expected_start {
+            bail!(
+                "keyspace {}: shard {name} does not start where the previous shard ends (gap or overlap in the key ranges)",
+                ks.name
+            );
+        }
+        if range.end.is_empty() && i + 1 != ranges.len() {
+            bail!(
+                "keyspace {}: shard {name} is open-ended but is not the last",
+                ks.name
+            );
+        }
+        expected_start = range.end.clone();
+    }
+    if !expected_start.is_empty() {
+        bail!(
+            "keyspace {}: the shards stop short of the end of the key range (the last should end with `-`)",
+            ks.name
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +226,54 @@ mod tests {
         let cfg: ClusterConfig = toml::from_str(text)?;
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    #[test]
+    fn shipped_examples_are_valid() {
+        for (name, text) in [
+            ("tutorial", include_str!("../examples/local/tutorial.toml")),
+            (
+                "tutorial-sharded",
+                include_str!("../examples/local/tutorial-sharded.toml"),
+            ),
+            (
+                "four-shards",
+                include_str!("../examples/local/four-shards.toml"),
+            ),
+        ] {
+            let cfg = parse(text).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            assert!(!cfg.keyspaces.is_empty(), "{name}");
+        }
+        let four = parse(include_str!("../examples/local/four-shards.toml")).unwrap();
+        assert_eq!(four.keyspaces[0].shards.len(), 4);
+    }
+
+    #[test]
+    fn sharded_key_ranges_must_tile_the_keyspace() {
+        let layout = |shards: &[&str]| {
+            let mut text = String::from("[[keyspace]]\nname = \"c\"\nsharded = true\n");
+            for (i, s) in shards.iter().enumerate() {
+                text += &format!(
+                    "[[keyspace.shard]]\nname = \"{s}\"\ntablets = [{{ uid = {}, type = \"primary\" }}]\n",
+                    i + 1
+                );
+            }
+            parse(&text).map(|_| ()).map_err(|e| format!("{e:#}"))
+        };
+        assert!(layout(&["-80", "80-"]).is_ok());
+        assert!(layout(&["80-", "-40", "40-80"]).is_ok());
+        assert!(layout(&["-80"]).unwrap_err().contains("stop short"));
+        assert!(
+            layout(&["-40", "80-"])
+                .unwrap_err()
+                .contains("gap or overlap")
+        );
+        assert!(
+            layout(&["-80", "40-"])
+                .unwrap_err()
+                .contains("gap or overlap")
+        );
+        assert!(layout(&["40-", "-40", "40-80"]).is_err());
     }
 
     #[test]

@@ -246,6 +246,7 @@ async fn run_cluster(
                 tls_key: None,
                 health_interval: Duration::from_secs(1),
                 pool_size: 64,
+                ..Default::default()
             },
             topo.clone(),
         )

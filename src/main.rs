@@ -183,6 +183,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 tls_key: args.tls_key,
                 health_interval: Duration::from_secs(1),
                 pool_size: args.pool_size,
+                ..Default::default()
             };
             let gate = tessera_gate::Gate::start(cfg, topo).await?;
             tracing::info!(mysql = %gate.mysql_addr(), http = %gate.http_addr(), "gate serving");

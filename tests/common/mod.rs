@@ -30,8 +30,15 @@ pub struct Ports {
 }
 
 impl Ports {
-    /// Nine consecutive free ports: gate, gate http, ctld, three agents, three mysqlds.
+    /// Nine consecutive free ports: gate, gate http, ctld, three agents, three mysqlds
+    /// (tablet uids 100-102).
     pub fn pick() -> Ports {
+        Self::pick_for(3)
+    }
+
+    /// Free ports for gate, gate http, ctld and `tablets` tablets of uids 100, 101, ….
+    pub fn pick_for(tablets: u16) -> Ports {
+        let needed = 3 + 2 * tablets;
         for _ in 0..200 {
             let probe = TcpListener::bind("127.0.0.1:0").unwrap();
             let base = probe.local_addr().unwrap().port();
@@ -39,18 +46,18 @@ impl Ports {
             if !(20000..=60000).contains(&base) {
                 continue;
             }
-            let all_free = (0..9).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+            let all_free = (0..needed).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok());
             if all_free {
                 return Ports {
                     gate: base,
                     gate_http: base + 1,
                     ctld: base + 2,
                     tablet_base: base + 3 - 100,
-                    mysqld_base: base + 6 - 100,
+                    mysqld_base: base + 3 + tablets - 100,
                 };
             }
         }
-        panic!("no nine consecutive free loopback ports found");
+        panic!("no {needed} consecutive free loopback ports found");
     }
 
     pub fn mysqld(&self, uid: u16) -> u16 {
