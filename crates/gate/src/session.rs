@@ -704,6 +704,8 @@ impl Session {
     async fn checkout(&mut self, buffering: &mut BufferState) -> Result<Slot, ()> {
         enum Choice {
             Pinned(usize),
+            /// A pinned connection to a tablet that is no longer the primary.
+            Stranded(usize),
             Pool {
                 pool: Arc<crate::pool::TabletPool>,
                 keyspace: Arc<str>,
@@ -733,7 +735,20 @@ impl Session {
                             });
                             let buffers = &self.shared.buffers;
                             if let Some(i) = pinned {
-                                Choice::Pinned(i)
+                                // One pointer comparison: the pool of a
+                                // tablet lives as long as the tablet is known.
+                                match &shard.primary {
+                                    Some(primary)
+                                        if ty == TabletType::Primary
+                                            && !Arc::ptr_eq(
+                                                self.pinned[i].lease.pool(),
+                                                &primary.pool,
+                                            ) =>
+                                    {
+                                        Choice::Stranded(i)
+                                    }
+                                    _ => Choice::Pinned(i),
+                                }
                             } else if ty == TabletType::Primary
                                 && buffering.first_wait.is_none()
                                 && buffers.any_active()
@@ -774,6 +789,21 @@ impl Session {
             };
             match choice {
                 Choice::Pinned(i) => return Ok(Slot::Pinned(i)),
+                Choice::Stranded(i) => {
+                    let pinned = self.pinned.swap_remove(i);
+                    let message = if pinned.in_tx {
+                        TX_ABORTED.to_string()
+                    } else {
+                        format!(
+                            "primary of {}/{} changed; session state on the old primary (user variables, temporary tables, locks, prepared SQL) is lost; retry",
+                            pinned.keyspace, pinned.shard
+                        )
+                    };
+                    // Closing it rolls back whatever was open there.
+                    pinned.lease.discard();
+                    let _ = self.send_gate_error(1105, "HY000", &message).await;
+                    return Err(());
+                }
                 Choice::Join(keyspace, shard) => {
                     if !self.buffer_wait(&keyspace, &shard, None, buffering).await {
                         return Err(());

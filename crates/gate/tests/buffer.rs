@@ -191,6 +191,15 @@ async fn planned_switch_loses_no_acknowledged_write() {
             })
         })
         .collect();
+    // A session with state on the old primary, and one with a transaction
+    // open there: neither can move to the new primary.
+    let mut reserved = mysql_async::Conn::new(opts(&gate)).await.unwrap();
+    reserved.query_drop("SET @x = 1").await.unwrap();
+    let mut tx = mysql_async::Conn::new(opts(&gate)).await.unwrap();
+    tx.query_drop("BEGIN").await.unwrap();
+    tx.query_drop("INSERT INTO t VALUES (2000000)")
+        .await
+        .unwrap();
     // Writes flow before the switch.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
@@ -245,6 +254,30 @@ async fn planned_switch_loses_no_acknowledged_write() {
     );
     assert!(errors.is_empty(), "client errors: {errors:?}");
 
+    let server_error = |r: Result<(), mysql_async::Error>| match r {
+        Err(mysql_async::Error::Server(e)) => (e.code, e.message),
+        other => panic!("expected a server error, got {other:?}"),
+    };
+    let (code, message) = server_error(reserved.query_drop("SELECT @x").await);
+    assert_eq!(code, 1105, "{message}");
+    assert!(
+        message.contains("session state on the old primary") && message.ends_with("retry"),
+        "{message}"
+    );
+    let port: Option<u16> = reserved.query_first("SELECT @@port").await.unwrap();
+    assert_eq!(port, Some(cluster.replica_port), "the session moved on");
+    let (code, message) = server_error(tx.query_drop("INSERT INTO t VALUES (2000001)").await);
+    assert_eq!(
+        (code, message.as_str()),
+        (
+            1105,
+            "transaction aborted by a primary change; retry the transaction"
+        )
+    );
+    tx.query_drop("INSERT INTO t VALUES (2000002)")
+        .await
+        .unwrap();
+
     let port: Option<u16> = setup.query_first("SELECT @@port").await.unwrap();
     assert_eq!(
         port,
@@ -274,12 +307,19 @@ async fn planned_switch_loses_no_acknowledged_write() {
         .collect();
     assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
     assert!(
+        !present.contains(&2000000) && !present.contains(&2000001),
+        "the aborted transaction left rows"
+    );
+    assert!(present.contains(&2000002));
+    assert!(
         gate.metrics().buffered.get() > 0,
         "the switch was buffered, not missed"
     );
     assert_eq!(gate.metrics().buffer_timeouts.get(), 0);
 
-    setup.disconnect().await.ok();
+    for c in [setup, reserved, tx] {
+        c.disconnect().await.ok();
+    }
     gate.shutdown().await;
     cluster.stop().await;
 }
