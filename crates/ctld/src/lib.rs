@@ -9,6 +9,7 @@ pub mod gtid;
 mod http;
 pub mod listing;
 pub mod ops;
+pub mod orc;
 pub mod reparent;
 pub mod statements;
 pub mod vschema;
