@@ -12,13 +12,15 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
-use tessera_topo::{CellInfo, FORMAT_VERSION, Tablet, TabletAlias, TabletType, Topo, TopoError};
+use tessera_topo::{
+    CellInfo, DurabilityPolicy, FORMAT_VERSION, Tablet, TabletAlias, TabletType, Topo, TopoError,
+};
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 
 use crate::api::{
     ExecuteRequest, ExecuteResult, KillResult, Positions, ReplicateFrom, SchemaDefinition,
-    TableDefinition, TabletHealth, WaitForPosition, WaitResult,
+    SemiSyncStatus, TableDefinition, TabletHealth, WaitForPosition, WaitResult,
 };
 use crate::health;
 use crate::mysqld::{Mysqld, MysqldConfig, quote_ident};
@@ -34,6 +36,11 @@ const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(60);
 /// Bound on connecting to and probing mysqld, so a hung server cannot hang
 /// the agent.
 const SQL_TIMEOUT: Duration = Duration::from_secs(10);
+/// The monitor re-reads the keyspace's durability policy every this many
+/// ticks, so an operator's change reaches running tablets.
+const DURABILITY_REFRESH_TICKS: u64 = 10;
+/// How often a semi-sync primary left without replicas says so again.
+const NO_REPLICA_ALARM_EVERY: Duration = Duration::from_secs(30);
 /// Longest wait /wait-for-position accepts, so a request cannot pin a
 /// connection for ever.
 const MAX_POSITION_WAIT: Duration = Duration::from_secs(600);
@@ -140,6 +147,12 @@ pub(crate) struct Shared {
     pub ops: Mutex<()>,
     pub agent_addr: SocketAddr,
     pub stopping: AtomicBool,
+    /// The keyspace's durability policy as last read from the topology.
+    pub durability: StdMutex<DurabilityPolicy>,
+    /// This primary has turned semi-sync on in its current term. It stays
+    /// on from then, even across a restart of mysqld: turning it off would
+    /// silently give up loss-lessness.
+    pub semi_sync_armed: AtomicBool,
 }
 
 impl Shared {
@@ -149,6 +162,24 @@ impl Shared {
 
     fn set_role(&self, role: Role) {
         *self.role.lock().expect("role lock") = role;
+    }
+
+    fn durability(&self) -> DurabilityPolicy {
+        *self.durability.lock().expect("durability lock")
+    }
+
+    fn semi_sync_replica(&self, tablet_type: TabletType) -> bool {
+        acknowledges_semi_sync(self.durability(), tablet_type)
+    }
+
+    async fn refresh_durability(&self) -> anyhow::Result<()> {
+        let policy = read_durability(&self.topo, &self.cfg.keyspace).await?;
+        let mut current = self.durability.lock().expect("durability lock");
+        if *current != policy {
+            tracing::info!(alias = %self.cfg.alias, ?policy, "keyspace durability policy changed");
+            *current = policy;
+        }
+        Ok(())
     }
 
     pub async fn conn(&self, db: Option<&str>) -> anyhow::Result<Conn> {
@@ -175,14 +206,29 @@ impl Shared {
         match (&role.tablet_type, &role.source) {
             (TabletType::Primary, _) => {
                 replication::reset_replication(&mut conn).await?;
+                replication::set_semi_sync_replica(&mut conn, false).await?;
+                // A restarted mysqld boots with semi-sync off; a primary that
+                // already had it on takes it back at once, accepting that
+                // writes wait until a replica reconnects.
+                let rearm = self.durability() == DurabilityPolicy::SemiSync
+                    && self.semi_sync_armed.load(Ordering::SeqCst);
+                replication::set_semi_sync_primary(&mut conn, rearm).await?;
                 replication::set_read_only(&mut conn, role.read_only).await?;
             }
             (_, Some(source)) => {
                 replication::set_read_only(&mut conn, true).await?;
-                replication::replicate_from(&mut conn, source, &self.cfg.mysqld.credentials)
-                    .await?;
+                replication::replicate_from(
+                    &mut conn,
+                    source,
+                    &self.cfg.mysqld.credentials,
+                    self.semi_sync_replica(role.tablet_type),
+                )
+                .await?;
             }
-            (_, None) => replication::set_read_only(&mut conn, true).await?,
+            (_, None) => {
+                replication::set_read_only(&mut conn, true).await?;
+                replication::set_semi_sync_primary(&mut conn, false).await?;
+            }
         }
         let _ = conn.disconnect().await;
         Ok(())
@@ -204,6 +250,7 @@ impl Shared {
             gtid_slave_pos: String::new(),
             gtid_current_pos: String::new(),
             error: None,
+            semi_sync: None,
         };
         health.mysqld_running = self.mysqld_pid().await.is_some();
         if !health.mysqld_running {
@@ -235,6 +282,7 @@ impl Shared {
         health.gtid_binlog_pos = probe.state.gtid_binlog_pos;
         health.gtid_slave_pos = probe.state.gtid_slave_pos;
         health.gtid_current_pos = probe.state.gtid_current_pos;
+        health.semi_sync = probe.semi_sync;
         health
     }
 
@@ -308,8 +356,15 @@ impl Shared {
         let mut conn = self.conn(None).await?;
         // Fence writes before anything else: this may be a demoted primary.
         replication::set_read_only(&mut conn, true).await?;
-        replication::replicate_from(&mut conn, &source, &self.cfg.mysqld.credentials).await?;
+        replication::replicate_from(
+            &mut conn,
+            &source,
+            &self.cfg.mysqld.credentials,
+            self.semi_sync_replica(tablet_type),
+        )
+        .await?;
         let _ = conn.disconnect().await;
+        self.semi_sync_armed.store(false, Ordering::SeqCst);
         self.set_role(Role {
             tablet_type,
             source: Some(source),
@@ -338,6 +393,12 @@ impl Shared {
         }
         let mut conn = self.conn(None).await?;
         replication::reset_replication(&mut conn).await?;
+        // The new primary's replicas are still being repointed: waiting for
+        // their acks now would block every write. The monitor turns
+        // semi-sync on once one of them is attached and caught up.
+        replication::set_semi_sync_replica(&mut conn, false).await?;
+        replication::set_semi_sync_primary(&mut conn, false).await?;
+        self.semi_sync_armed.store(false, Ordering::SeqCst);
         replication::set_read_only(&mut conn, false).await?;
         let _ = conn.disconnect().await;
         self.set_role(Role {
@@ -368,6 +429,94 @@ impl Shared {
         self.update_record(tablet_type, None).await?;
         tracing::info!(alias = %self.cfg.alias, from = %current.tablet_type, to = %tablet_type, "type changed");
         Ok(self.health().await)
+    }
+
+    /// Brings mysqld's semi-sync settings in line with the keyspace's
+    /// policy and the tablet's role. Skipped when a role change is under way:
+    /// the next tick sees its outcome.
+    async fn reconcile_semi_sync(&self, log: &mut SemiSyncLog) -> anyhow::Result<()> {
+        let Ok(_ops) = self.ops.try_lock() else {
+            return Ok(());
+        };
+        let role = self.role();
+        let mut conn = self.conn(None).await?;
+        let out = async {
+            let status = replication::semi_sync_status(&mut conn).await?;
+            if role.tablet_type == TabletType::Primary {
+                return self.reconcile_primary(&mut conn, &status, log).await;
+            }
+            if status.primary_enabled {
+                replication::set_semi_sync_primary(&mut conn, false).await?;
+            }
+            let want = self.semi_sync_replica(role.tablet_type);
+            if role.source.is_some() && status.replica_enabled != want {
+                replication::set_semi_sync_replica(&mut conn, want).await?;
+                // A stopped IO thread (a reparent in progress) stays stopped:
+                // it reads the new setting whenever it is started.
+                let io_running = replication::replication_status(&mut conn)
+                    .await?
+                    .is_some_and(|r| r.io_running);
+                if io_running {
+                    replication::restart_io_thread(&mut conn).await?;
+                }
+                tracing::info!(alias = %self.cfg.alias, tablet_type = %role.tablet_type,
+                    acknowledging = want, "replica semi-sync acknowledgement changed");
+            }
+            anyhow::Ok(())
+        }
+        .await;
+        let _ = conn.disconnect().await;
+        out
+    }
+
+    async fn reconcile_primary(
+        &self,
+        conn: &mut Conn,
+        status: &SemiSyncStatus,
+        log: &mut SemiSyncLog,
+    ) -> anyhow::Result<()> {
+        if self.durability() != DurabilityPolicy::SemiSync {
+            if status.primary_enabled {
+                // Only an operator's change of policy gets here.
+                replication::set_semi_sync_primary(conn, false).await?;
+                self.semi_sync_armed.store(false, Ordering::SeqCst);
+                tracing::warn!(alias = %self.cfg.alias,
+                    "durability policy is no longer semi_sync: primary semi-sync turned off");
+            }
+            *log = SemiSyncLog::default();
+            return Ok(());
+        }
+        if !status.primary_enabled {
+            let armed = self.semi_sync_armed.load(Ordering::SeqCst);
+            let ready =
+                armed || (status.clients >= 1 && replication::some_replica_caught_up(conn).await?);
+            if ready {
+                replication::set_semi_sync_primary(conn, true).await?;
+                self.semi_sync_armed.store(true, Ordering::SeqCst);
+                tracing::info!(alias = %self.cfg.alias, clients = status.clients,
+                    "primary semi-sync enabled: commits now wait for a replica's acknowledgement");
+                *log = SemiSyncLog::default();
+            } else if !log.waiting_reported {
+                tracing::warn!(alias = %self.cfg.alias, clients = status.clients,
+                    "semi_sync primary waits for a caught-up semi-sync replica; until then writes are not loss-less");
+                log.waiting_reported = true;
+            }
+            return Ok(());
+        }
+        if status.clients == 0 {
+            if log
+                .last_no_replica_alarm
+                .is_none_or(|t| t.elapsed() >= NO_REPLICA_ALARM_EVERY)
+            {
+                tracing::error!(alias = %self.cfg.alias,
+                    "SEMI-SYNC PRIMARY HAS NO REPLICA ATTACHED: every write blocks until a replica acknowledges it (by design; semi-sync is never turned off automatically)");
+                log.last_no_replica_alarm = Some(Instant::now());
+            }
+        } else if log.last_no_replica_alarm.take().is_some() {
+            tracing::info!(alias = %self.cfg.alias, clients = status.clients,
+                "a semi-sync replica is attached again: writes proceed");
+        }
+        Ok(())
     }
 
     pub async fn op_positions(&self) -> OpResult<Positions> {
@@ -621,7 +770,16 @@ impl TabletAgent {
                     "could not compare GTIDs with the shard's primary; replicating anyway (strict GTID mode refuses a divergent replica)"),
             }
         }
+        let durability = match read_durability(&topo, &cfg.keyspace).await {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = mysqld.stop().await;
+                return Err(e);
+            }
+        };
         let shared = Arc::new(Shared {
+            durability: StdMutex::new(durability),
+            semi_sync_armed: AtomicBool::new(false),
             cfg,
             topo,
             mysqld: Mutex::new(mysqld),
@@ -889,9 +1047,37 @@ fn restart_backoff(attempt: u32) -> Duration {
     Duration::from_secs(1u64 << attempt.min(4)).min(MAX_RESTART_BACKOFF)
 }
 
+/// Whether a tablet of this type acknowledges semi-sync: only replicas
+/// count as acknowledgers (as with Vitess's semi_sync policy), rdonly
+/// tablets never do.
+fn acknowledges_semi_sync(policy: DurabilityPolicy, tablet_type: TabletType) -> bool {
+    policy == DurabilityPolicy::SemiSync && tablet_type == TabletType::Replica
+}
+
+/// The keyspace's durability policy; `none` when the keyspace has no record.
+async fn read_durability(topo: &Topo, keyspace: &str) -> anyhow::Result<DurabilityPolicy> {
+    Ok(topo
+        .get_keyspace(keyspace)
+        .await
+        .with_context(|| format!("reading the Keyspace record of {keyspace}"))?
+        .map(|k| k.durability_policy)
+        .unwrap_or_default())
+}
+
+/// What the monitor already said about semi-sync, so it neither floods the
+/// log nor stays silent about a primary blocked for want of replicas.
+#[derive(Debug, Default)]
+struct SemiSyncLog {
+    waiting_reported: bool,
+    last_no_replica_alarm: Option<Instant>,
+}
+
 /// Watches mysqld every second: restarts it with backoff when it died and
-/// puts it back in its role; logs changes of health.
+/// puts it back in its role; keeps semi-sync in line with the durability
+/// policy; logs changes of health.
 async fn monitor(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut semi_sync_log = SemiSyncLog::default();
+    let mut ticks = 0u64;
     let mut attempt = 0u32;
     let mut last_restart: Option<Instant> = None;
     let mut last_seen: Option<(bool, Option<String>)> = None;
@@ -942,6 +1128,17 @@ async fn monitor(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             }
             continue;
         }
+        ticks += 1;
+        if ticks.is_multiple_of(DURABILITY_REFRESH_TICKS)
+            && let Err(e) = shared.refresh_durability().await
+        {
+            tracing::warn!(alias = %shared.cfg.alias, error = %format!("{e:#}"),
+                "could not re-read the durability policy");
+        }
+        if let Err(e) = shared.reconcile_semi_sync(&mut semi_sync_log).await {
+            tracing::debug!(alias = %shared.cfg.alias, error = %format!("{e:#}"),
+                "semi-sync check failed");
+        }
         let health = shared.health().await;
         let seen = (health.serving, health.error.clone());
         if last_seen.as_ref() != Some(&seen) {
@@ -972,6 +1169,21 @@ pub async fn run_tablet_process(cfg: TabletConfig, topo: Topo) -> anyhow::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_replicas_of_semi_sync_keyspaces_acknowledge() {
+        use DurabilityPolicy::{None as Async, SemiSync};
+        assert!(acknowledges_semi_sync(SemiSync, TabletType::Replica));
+        for t in [
+            TabletType::Rdonly,
+            TabletType::Primary,
+            TabletType::Spare,
+            TabletType::Drained,
+        ] {
+            assert!(!acknowledges_semi_sync(SemiSync, t), "{t}");
+        }
+        assert!(!acknowledges_semi_sync(Async, TabletType::Replica));
+    }
 
     #[test]
     fn backoff_grows_to_ten_seconds() {

@@ -52,6 +52,26 @@ pub struct TabletHealth {
     pub gtid_current_pos: String,
     /// Human-readable reason when not serving.
     pub error: Option<String>,
+    /// Semi-sync replication state; None when mysqld could not be asked
+    /// (or the agent predates semi-sync).
+    #[serde(default)]
+    pub semi_sync: Option<SemiSyncStatus>,
+}
+
+/// What mysqld says about loss-less semi-sync replication.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct SemiSyncStatus {
+    /// `rpl_semi_sync_master_enabled`: commits wait for a replica's ack.
+    pub primary_enabled: bool,
+    /// `Rpl_semi_sync_master_clients`: semi-sync replicas attached.
+    pub clients: u64,
+    /// `Rpl_semi_sync_master_yes_tx`: commits a replica acknowledged.
+    pub yes_tx: u64,
+    /// `Rpl_semi_sync_master_no_tx`: commits that went out unacknowledged.
+    pub no_tx: u64,
+    /// `rpl_semi_sync_slave_enabled`: this replica acknowledges events.
+    pub replica_enabled: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

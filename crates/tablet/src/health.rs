@@ -13,7 +13,7 @@
 use mysql_async::Conn;
 use tessera_topo::TabletType;
 
-use crate::api::ReplicationStatus;
+use crate::api::{ReplicationStatus, SemiSyncStatus};
 use crate::replication::{self, ServerState};
 
 /// What one probe of mysqld saw.
@@ -21,12 +21,19 @@ use crate::replication::{self, ServerState};
 pub struct Probe {
     pub state: ServerState,
     pub replication: Option<ReplicationStatus>,
+    pub semi_sync: Option<SemiSyncStatus>,
 }
 
 pub async fn probe(conn: &mut Conn) -> anyhow::Result<Probe> {
     let state = replication::server_state(conn).await?;
     let replication = replication::replication_status(conn).await?;
-    Ok(Probe { state, replication })
+    // Not worth failing the probe over: serving does not depend on it.
+    let semi_sync = replication::semi_sync_status(conn).await.ok();
+    Ok(Probe {
+        state,
+        replication,
+        semi_sync,
+    })
 }
 
 /// Whether a tablet of `tablet_type` whose mysqld probed as `probe` serves,

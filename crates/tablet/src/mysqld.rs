@@ -338,6 +338,15 @@ impl Mysqld {
             // A replica notices a silently dead source this fast (heartbeats
             // come every 2 s, see replication.rs).
             ("slave_net_timeout", "10".into()),
+            // Semi-sync boots off on every role: a primary waiting for acks
+            // with no replica attached blocks every write, so the agent turns
+            // it on at runtime. Once on, a commit is acknowledged only after
+            // a replica has it (AFTER_SYNC), and it never falls back to
+            // asynchronous replication (the timeout is a day).
+            ("rpl_semi_sync_master_enabled", "0".into()),
+            ("rpl_semi_sync_slave_enabled", "0".into()),
+            ("rpl_semi_sync_master_wait_point", "AFTER_SYNC".into()),
+            ("rpl_semi_sync_master_timeout", "86400000".into()),
             ("innodb_buffer_pool_size", format!("{}M", c.buffer_pool_mb)),
             ("max_allowed_packet", "64M".into()),
             ("skip-name-resolve", "1".into()),

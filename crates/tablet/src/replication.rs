@@ -26,7 +26,10 @@ pub struct SourceAddr {
 }
 
 /// Stops replication and points it at `source` using the repl credentials,
-/// starting from `gtid_slave_pos`, then starts it.
+/// starting from `gtid_slave_pos`, then starts it. `semi_sync` says whether
+/// this replica acknowledges what it receives; it is set while the IO thread
+/// is stopped because the IO thread reads it only when it connects.
+/// Primary-side semi-sync is switched off: a replica has nobody to wait for.
 ///
 /// `gtid_slave_pos` is first set to `gtid_current_pos`: on a replica that
 /// never wrote on its own the two are equal, and on a demoted primary the
@@ -36,8 +39,11 @@ pub async fn replicate_from(
     conn: &mut Conn,
     source: &SourceAddr,
     creds: &Credentials,
+    semi_sync: bool,
 ) -> anyhow::Result<()> {
     conn.query_drop("STOP SLAVE").await.context("STOP SLAVE")?;
+    set_semi_sync_primary(conn, false).await?;
+    set_semi_sync_replica(conn, semi_sync).await?;
     conn.query_drop("SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_current_pos")
         .await
         .context("aligning gtid_slave_pos with gtid_current_pos")?;
@@ -57,6 +63,75 @@ pub async fn replicate_from(
         .await
         .context("START SLAVE")?;
     Ok(())
+}
+
+pub async fn set_semi_sync_primary(conn: &mut Conn, enabled: bool) -> anyhow::Result<()> {
+    let value = u8::from(enabled);
+    conn.query_drop(format!("SET GLOBAL rpl_semi_sync_master_enabled = {value}"))
+        .await
+        .with_context(|| format!("SET GLOBAL rpl_semi_sync_master_enabled = {value}"))
+}
+
+pub async fn set_semi_sync_replica(conn: &mut Conn, enabled: bool) -> anyhow::Result<()> {
+    let value = u8::from(enabled);
+    conn.query_drop(format!("SET GLOBAL rpl_semi_sync_slave_enabled = {value}"))
+        .await
+        .with_context(|| format!("SET GLOBAL rpl_semi_sync_slave_enabled = {value}"))
+}
+
+/// Reconnects the IO thread so a changed `rpl_semi_sync_slave_enabled`
+/// takes effect; the SQL thread keeps applying meanwhile.
+pub async fn restart_io_thread(conn: &mut Conn) -> anyhow::Result<()> {
+    stop_io_thread(conn).await?;
+    conn.query_drop("START SLAVE IO_THREAD")
+        .await
+        .context("START SLAVE IO_THREAD")
+}
+
+/// Semi-sync settings and counters of a mysqld.
+pub async fn semi_sync_status(conn: &mut Conn) -> anyhow::Result<crate::api::SemiSyncStatus> {
+    let row: Option<(i64, i64)> = conn
+        .query_first(
+            "SELECT @@GLOBAL.rpl_semi_sync_master_enabled, @@GLOBAL.rpl_semi_sync_slave_enabled",
+        )
+        .await
+        .context("reading the semi-sync settings")?;
+    let (primary, replica) = row.context("no answer to the semi-sync settings query")?;
+    let counters: Vec<(String, String)> = conn
+        .query(
+            "SHOW GLOBAL STATUS WHERE Variable_name IN \
+             ('Rpl_semi_sync_master_clients', 'Rpl_semi_sync_master_yes_tx', \
+              'Rpl_semi_sync_master_no_tx')",
+        )
+        .await
+        .context("reading the semi-sync counters")?;
+    let counter = |name: &str| -> u64 {
+        counters
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(crate::api::SemiSyncStatus {
+        primary_enabled: primary != 0,
+        clients: counter("Rpl_semi_sync_master_clients"),
+        yes_tx: counter("Rpl_semi_sync_master_yes_tx"),
+        no_tx: counter("Rpl_semi_sync_master_no_tx"),
+        replica_enabled: replica != 0,
+    })
+}
+
+/// Whether some replica's binlog dump thread has sent everything this
+/// primary logged, i.e. at least one replica is caught up.
+pub async fn some_replica_caught_up(conn: &mut Conn) -> anyhow::Result<bool> {
+    let n: Option<i64> = conn
+        .query_first(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+             WHERE COMMAND = 'Binlog Dump' AND STATE LIKE '%has sent all binlog%'",
+        )
+        .await
+        .context("looking for caught-up binlog dump threads")?;
+    Ok(n.unwrap_or(0) > 0)
 }
 
 /// Forgets any source: replication stops and its configuration is erased.
