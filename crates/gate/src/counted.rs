@@ -20,13 +20,15 @@ pub struct Counted<S> {
 /// ER_OPTION_PREVENTS_STATEMENT: the server runs with --read-only.
 pub const ER_READ_ONLY: u16 = 1290;
 
-/// The bytes are exactly one ERR packet with the read-only error code.
+/// The bytes are exactly one ERR packet saying the server is read-only (the
+/// same code also refuses e.g. files outside secure_file_priv).
 fn is_read_only_error(buf: &[u8]) -> bool {
     buf.len() >= 7
         && usize::from(buf[0]) | usize::from(buf[1]) << 8 | usize::from(buf[2]) << 16
             == buf.len() - 4
         && buf[4] == 0xFF
         && u16::from_le_bytes([buf[5], buf[6]]) == ER_READ_ONLY
+        && buf[7..].windows(9).any(|w| w == b"read-only")
 }
 
 impl<S> Counted<S> {
@@ -119,5 +121,45 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_read_only_error;
+
+    fn err_packet(code: u16, message: &str) -> Vec<u8> {
+        let mut payload = vec![0xFF];
+        payload.extend_from_slice(&code.to_le_bytes());
+        payload.extend_from_slice(b"#HY000");
+        payload.extend_from_slice(message.as_bytes());
+        let len = payload.len();
+        let mut packet = vec![len as u8, (len >> 8) as u8, (len >> 16) as u8, 1];
+        packet.extend_from_slice(&payload);
+        packet
+    }
+
+    #[test]
+    fn only_a_lone_read_only_error_is_recognised() {
+        let read_only = err_packet(
+            1290,
+            "The MariaDB server is running with the --read-only option so it cannot execute this statement",
+        );
+        assert!(is_read_only_error(&read_only));
+        let secure_file = err_packet(
+            1290,
+            "The MariaDB server is running with the --secure-file-priv option so it cannot execute this statement",
+        );
+        assert!(!is_read_only_error(&secure_file));
+        assert!(!is_read_only_error(&err_packet(
+            1062,
+            "Duplicate entry 'read-only'"
+        )));
+        // Followed by more bytes (another packet): not a lone error.
+        let mut two = read_only.clone();
+        two.extend_from_slice(&read_only);
+        assert!(!is_read_only_error(&two));
+        assert!(!is_read_only_error(&read_only[..read_only.len() - 1]));
+        assert!(!is_read_only_error(&[]));
     }
 }
