@@ -143,6 +143,11 @@ impl Buffers {
         self.any_active()
     }
 
+    /// Asks the watcher for a refresh now (a record changed while buffering).
+    pub(crate) fn request_refresh(&self) {
+        self.refresh_wanted.notify_one();
+    }
+
     /// Resolves when some statement asked for an immediate refresh.
     pub(crate) async fn refresh_requested(&self) {
         self.refresh_wanted.notified().await

@@ -131,6 +131,7 @@ impl Gate {
             metrics.clone(),
         ));
 
+        let store = topo.store().clone();
         let mut watcher = topology::TopologyWatcher::new(
             topo,
             cfg.cell.clone(),
@@ -167,6 +168,12 @@ impl Gate {
             tokio::spawn(topology::run_watcher(
                 watcher,
                 cfg.health_interval,
+                buffers.clone(),
+                stop_rx.clone(),
+            )),
+            tokio::spawn(topology::watch_records(
+                store,
+                cfg.cell.clone(),
                 buffers.clone(),
                 stop_rx.clone(),
             )),

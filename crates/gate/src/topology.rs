@@ -618,6 +618,49 @@ pub(crate) async fn run_watcher(
     }
 }
 
+/// While a shard buffers, wakes the watcher the moment a shard or tablet
+/// record changes (a reparent writes both), rather than at its next tick.
+/// Outside buffering the events are ignored: the regular cycle suffices.
+pub(crate) async fn watch_records(
+    store: Arc<dyn tessera_topo::Store>,
+    cell: String,
+    buffers: Arc<Buffers>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    use futures::StreamExt;
+    const RESUBSCRIBE: Duration = Duration::from_secs(2);
+    let tablets = tessera_topo::topo::tablets_prefix(&cell);
+    loop {
+        let subscribed = async {
+            let shards = store.watch("/global/keyspaces/").await?;
+            let tablets = store.watch(&tablets).await?;
+            TopoResult::Ok(futures::stream::select(shards, tablets))
+        };
+        match tokio::time::timeout(STORE_TIMEOUT, subscribed).await {
+            Ok(Ok(mut events)) => loop {
+                tokio::select! {
+                    event = events.next() => match event {
+                        Some(Ok(_)) => {
+                            if buffers.any_active() {
+                                buffers.request_refresh();
+                            }
+                        }
+                        // The store went away; the polling cycle carries on.
+                        Some(Err(_)) | None => break,
+                    },
+                    _ = stop.changed() => return,
+                }
+            },
+            Ok(Err(e)) => tracing::debug!("cannot watch the topology: {e}"),
+            Err(_) => tracing::debug!("watching the topology timed out"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RESUBSCRIBE) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
