@@ -15,7 +15,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tessera_tablet::api::{ExecuteRequest, ReplicateFrom, SemiSyncStatus};
 use tessera_tablet::{AgentClient, TabletAgent};
-use tessera_topo::{DurabilityPolicy, KeyRange, Keyspace, LocalStore, Shard, Topo};
+use tessera_topo::{DurabilityPolicy, KeyRange, Keyspace, LocalStore, Shard, TabletType, Topo};
 
 const KS: &str = "ledger";
 
@@ -146,6 +146,31 @@ async fn acknowledged_writes_survive_a_killed_primary() {
         "acknowledged commits must grow: {on:?} -> {after:?}"
     );
     assert_eq!(after.no_tx, on.no_tx, "no commit went out unacknowledged");
+
+    // rdonly tablets never acknowledge: the primary loses that client, and
+    // gets it back when the tablet is a replica again.
+    client_c.change_type(TabletType::Rdonly).await.unwrap();
+    wait_for(
+        "rdonly stops acknowledging",
+        Duration::from_secs(60),
+        || async {
+            let replica = semi_sync(&client_c).await?;
+            let primary = semi_sync(&client_a).await?;
+            (!replica.replica_enabled && primary.clients == 1).then_some(())
+        },
+    )
+    .await;
+    client_c.change_type(TabletType::Replica).await.unwrap();
+    wait_for(
+        "replica acknowledges again",
+        Duration::from_secs(60),
+        || async {
+            let replica = semi_sync(&client_c).await?;
+            let primary = semi_sync(&client_a).await?;
+            (replica.replica_enabled && primary.clients == 2).then_some(())
+        },
+    )
+    .await;
 
     // A writer commits one row per statement; the ids it got an OK for are
     // the acknowledged ones.
