@@ -172,6 +172,38 @@ async fn acknowledged_writes_survive_a_killed_primary() {
     )
     .await;
 
+    // With no replica receiving, a commit is not acknowledged (an
+    // asynchronous primary would answer at once); it is once one is back.
+    let (stop_b, stop_c) = tokio::join!(client_b.stop_io_thread(), client_c.stop_io_thread());
+    stop_b.unwrap();
+    stop_c.unwrap();
+    let blocked = {
+        let opts = a.config().mysqld.dba_opts(Some(KS));
+        tokio::spawn(async move {
+            let mut conn = mysql_async::Conn::new(opts).await?;
+            conn.query_drop("INSERT INTO t VALUES (999)").await
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !blocked.is_finished(),
+        "a commit no replica received was acknowledged"
+    );
+    replicate(&client_b, &a).await;
+    tokio::time::timeout(Duration::from_secs(60), blocked)
+        .await
+        .expect("commit acknowledged once a replica is back")
+        .unwrap()
+        .unwrap();
+    assert!(ids(&client_b).await.contains(&999));
+    replicate(&client_c, &a).await;
+    wait_for(
+        "both replicas attached",
+        Duration::from_secs(60),
+        || async { (semi_sync(&client_a).await?.clients == 2).then_some(()) },
+    )
+    .await;
+
     // A writer commits one row per statement; the ids it got an OK for are
     // the acknowledged ones.
     let acked = Arc::new(Mutex::new(Vec::<u64>::new()));
