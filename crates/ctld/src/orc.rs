@@ -396,6 +396,18 @@ async fn check_dead_primary(
     if mysqld_answers(&primary.mysql_host, primary.mysql_port).await {
         // Only the agent is gone; the database still serves.
         if mem.failed_checks > 0 {
+            record_event(
+                topo,
+                &ks_shard,
+                "OrcPrimaryReachable",
+                format!(
+                    "mysqld of primary {} at {} answers again after {} failed check(s); no failover",
+                    primary.alias,
+                    primary.mysql_addr(),
+                    mem.failed_checks
+                ),
+            )
+            .await;
             reset(mem);
         }
         return;
