@@ -136,6 +136,11 @@ struct ShardMemory {
     suspect: Option<(TabletAlias, u64)>,
     /// Consecutive rounds the primary looked dead.
     failed_checks: u32,
+    /// Emergency reparents of this primary that failed in a row, and when
+    /// the next may run: a shard nobody can be promoted in is retried ever
+    /// more rarely instead of every few rounds.
+    failed_recoveries: u32,
+    next_recovery: Option<Instant>,
     replicas: HashMap<TabletAlias, ReplicaMemory>,
 }
 
@@ -324,6 +329,8 @@ async fn check_shard(
     if mem.suspect.as_ref() != Some(&current) {
         mem.suspect = Some(current);
         mem.failed_checks = 0;
+        mem.failed_recoveries = 0;
+        mem.next_recovery = None;
     }
 
     let primary_health = match primary_health {
@@ -460,7 +467,9 @@ async fn check_dead_primary(
         )
         .await;
     }
-    if mem.failed_checks < cfg.primary_failure_checks {
+    if mem.failed_checks < cfg.primary_failure_checks
+        || mem.next_recovery.is_some_and(|t| Instant::now() < t)
+    {
         return;
     }
     record_event(
@@ -516,10 +525,35 @@ async fn check_dead_primary(
                 format!("; not repointed: {}", o.repoint_failures.join("; "))
             }
         ),
-        Err(e) => format!("emergency reparent failed: {e:#}"),
+        Err(e) => {
+            mem.failed_recoveries += 1;
+            let pause = recovery_backoff(mem.failed_recoveries);
+            mem.next_recovery = Some(Instant::now() + pause);
+            record_event(
+                topo,
+                &ks_shard,
+                "OrcRecoverDeadPrimary",
+                format!(
+                    "emergency reparent failed: {e:#}; next attempt in {} s at the earliest",
+                    pause.as_secs()
+                ),
+            )
+            .await;
+            // The count stays: the primary is still dead, and the next
+            // attempt needs no fresh detection.
+            return;
+        }
     };
     record_event(topo, &ks_shard, "OrcRecoverDeadPrimary", detail).await;
     reset(mem);
+    mem.failed_recoveries = 0;
+    mem.next_recovery = None;
+}
+
+/// 10 s after the first failed emergency reparent, doubling up to 5 min.
+fn recovery_backoff(failures: u32) -> Duration {
+    let secs = 10u64.saturating_mul(1 << failures.saturating_sub(1).min(5));
+    Duration::from_secs(secs.min(300))
 }
 
 /// Makes a primary left read-only writable again, under the shard lock so
@@ -783,6 +817,12 @@ mod tests {
             pauses.push((rm.next_attempt.unwrap() - before).as_secs());
         }
         assert_eq!(pauses, vec![2, 4, 8, 16, 32, 60, 60, 60]);
+    }
+
+    #[test]
+    fn failed_recoveries_back_off_to_five_minutes() {
+        let secs: Vec<u64> = (1..=7).map(|n| recovery_backoff(n).as_secs()).collect();
+        assert_eq!(secs, vec![10, 20, 40, 80, 160, 300, 300]);
     }
 
     #[test]
