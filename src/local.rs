@@ -59,6 +59,9 @@ pub struct UpArgs {
     pub init_sql: Option<PathBuf>,
     #[arg(long, default_value_t = 32)]
     pub buffer_pool_mb: u32,
+    /// Do not run orc (automatic failure detection and recovery).
+    #[arg(long)]
+    pub no_orc: bool,
 }
 
 #[derive(Args)]
@@ -252,9 +255,12 @@ async fn run_cluster(
         )
         .await
         .context("gate failed to start")?;
-        anyhow::Ok((ctld, gate))
+        let orc = (!args.no_orc).then(|| {
+            tessera_ctld::orc::Orc::start(tessera_ctld::orc::OrcConfig::default(), topo.clone())
+        });
+        anyhow::Ok((ctld, gate, orc))
     };
-    let (ctld, gate) = match serve.await {
+    let (ctld, gate, orc) = match serve.await {
         Ok(v) => v,
         Err(e) => {
             stop_tablets(tablets).await;
@@ -263,6 +269,9 @@ async fn run_cluster(
     };
 
     if !gate.wait_ready(Duration::from_secs(60)).await {
+        if let Some(orc) = orc {
+            orc.shutdown().await;
+        }
         gate.shutdown().await;
         ctld.shutdown().await;
         stop_tablets(tablets).await;
@@ -283,6 +292,10 @@ async fn run_cluster(
 
     wait_for_shutdown_signal().await;
     eprintln!("stopping…");
+    // orc first: tablets going down now are not failures to repair.
+    if let Some(orc) = orc {
+        orc.shutdown().await;
+    }
     gate.shutdown().await;
     ctld.shutdown().await;
     stop_tablets(tablets).await;

@@ -36,6 +36,8 @@ enum Command {
     Tablet(TabletArgs),
     /// The control plane (HTTP API).
     Ctld(CtldArgs),
+    /// Failure detector and automatic recovery (also runs inside `local up`).
+    Orc(OrcArgs),
     /// Command-line client of ctld.
     Ctl {
         /// ctld's HTTP address.
@@ -138,6 +140,21 @@ struct CtldArgs {
     read_only: bool,
 }
 
+#[derive(Args)]
+struct OrcArgs {
+    #[command(flatten)]
+    topo: TopoArgs,
+    /// Seconds between two looks at every shard.
+    #[arg(long, default_value_t = 1.0)]
+    interval: f64,
+    /// Consecutive rounds a primary must look dead before it is replaced.
+    #[arg(long, default_value_t = 3)]
+    primary_failure_checks: u32,
+    /// Watch only these keyspaces (repeat the flag); default: all.
+    #[arg(long = "keyspace")]
+    keyspaces: Vec<String>,
+}
+
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,tessera=info"));
@@ -215,6 +232,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 hostname: local::hostname(),
             };
             tessera_tablet::run_tablet_process(cfg, topo).await
+        }
+        Command::Orc(args) => {
+            let topo = args.topo.open().await?;
+            let cfg = tessera_ctld::orc::OrcConfig {
+                interval: Duration::from_secs_f64(args.interval.max(0.05)),
+                primary_failure_checks: args.primary_failure_checks.max(1),
+                enabled_keyspaces: (!args.keyspaces.is_empty()).then_some(args.keyspaces),
+            };
+            tessera_ctld::orc::run_orc_process(topo, cfg).await
         }
         Command::Ctld(args) => {
             let topo = args.topo.open().await?;
