@@ -135,9 +135,12 @@ struct CtldArgs {
     cell: String,
     #[arg(long, default_value = "127.0.0.1:15000")]
     listen: SocketAddr,
-    /// Serve the API without any mutating action.
+    /// Serve the API without any mutating action (and without orc).
     #[arg(long)]
     read_only: bool,
+    /// Do not run orc (automatic failure detection and recovery) inside ctld.
+    #[arg(long)]
+    no_orc: bool,
 }
 
 #[derive(Args)]
@@ -250,11 +253,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     cell: args.cell,
                     read_only: args.read_only,
                 },
-                topo,
+                topo.clone(),
             )
             .await?;
-            tracing::info!(http = %ctld.http_addr(), "ctld serving");
+            let orc = (!args.read_only && !args.no_orc).then(|| {
+                tessera_ctld::orc::Orc::start(tessera_ctld::orc::OrcConfig::default(), topo)
+            });
+            tracing::info!(http = %ctld.http_addr(), orc = orc.is_some(), "ctld serving");
             local::wait_for_shutdown_signal().await;
+            if let Some(orc) = orc {
+                orc.shutdown().await;
+            }
             ctld.shutdown().await;
             Ok(())
         }

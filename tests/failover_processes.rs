@@ -133,8 +133,9 @@ async fn orc_replaces_a_killed_primary_without_losing_acknowledged_writes() {
         .enumerate()
         .map(|(i, uid)| tablet(&topo_spec, *uid, dir.path(), mysql_ports[i], agent_ports[i]))
         .collect();
+    // One orc per topology: the standalone one started below, not ctld's.
     let _ctld = Process::spawn(&strings(&[
-        "ctld", "--topo", &topo_spec, "--listen", &ctld_addr,
+        "ctld", "--topo", &topo_spec, "--listen", &ctld_addr, "--no-orc",
     ]));
     tokio::task::block_in_place(|| {
         eventually(Duration::from_secs(90), "three registered tablets", || {
