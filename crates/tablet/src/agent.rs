@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex as StdMutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -39,6 +39,9 @@ const SQL_TIMEOUT: Duration = Duration::from_secs(10);
 /// The monitor re-reads the keyspace's durability policy every this many
 /// ticks, so an operator's change reaches running tablets.
 const DURABILITY_REFRESH_TICKS: u64 = 10;
+/// A primary re-reads its Shard record every this many monitor ticks, to
+/// find out that an emergency reparent replaced it while it was cut off.
+const SUPERSEDED_CHECK_TICKS: u64 = 2;
 /// How often a semi-sync primary left without replicas says so again.
 const NO_REPLICA_ALARM_EVERY: Duration = Duration::from_secs(30);
 /// Longest wait /wait-for-position accepts, so a request cannot pin a
@@ -153,6 +156,9 @@ pub(crate) struct Shared {
     /// on from then, even across a restart of mysqld: turning it off would
     /// silently give up loss-lessness.
     pub semi_sync_armed: AtomicBool,
+    /// The term this tablet was last promoted in (0 if never): a Shard
+    /// record naming another primary only supersedes it with a higher term.
+    pub primary_term: AtomicU64,
 }
 
 impl Shared {
@@ -400,6 +406,7 @@ impl Shared {
         replication::set_semi_sync_primary(&mut conn, false).await?;
         self.semi_sync_armed.store(false, Ordering::SeqCst);
         replication::set_read_only(&mut conn, false).await?;
+        self.primary_term.store(primary_term, Ordering::SeqCst);
         let _ = conn.disconnect().await;
         self.set_role(Role {
             tablet_type: TabletType::Primary,
@@ -517,6 +524,140 @@ impl Shared {
                 "a semi-sync replica is attached again: writes proceed");
         }
         Ok(())
+    }
+
+    /// The newer primary the Shard record names in place of this primary,
+    /// with its term; None when this tablet is not primary or still is the
+    /// shard's primary as far as the record says.
+    async fn superseded_by(&self) -> anyhow::Result<Option<(TabletAlias, u64)>> {
+        if self.role().tablet_type != TabletType::Primary {
+            return Ok(None);
+        }
+        let Some((shard, _)) = self
+            .topo
+            .get_shard(&self.cfg.keyspace, &self.cfg.shard)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let own_term = self.primary_term.load(Ordering::SeqCst);
+        Ok(match shard.primary_alias {
+            Some(p) if p != self.cfg.alias && shard.primary_term > own_term => {
+                Some((p, shard.primary_term))
+            }
+            _ => None,
+        })
+    }
+
+    /// Demotes this primary when the Shard record names a newer one: an
+    /// emergency reparent elected it while this tablet was cut off, so
+    /// writes here would be lost or diverge. Fences writes first, then
+    /// rejoins as a replica of the new primary when its GTIDs allow, else
+    /// stays read-only and out of serving until re-seeded. A topology it
+    /// cannot read changes nothing: missing data is no reason to act.
+    async fn fence_if_superseded(&self) {
+        let first_look = match self.superseded_by().await {
+            Ok(Some(found)) => found,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(alias = %self.cfg.alias, error = %format!("{e:#}"),
+                    "could not read the Shard record to check this primary is still current");
+                return;
+            }
+        };
+        let _ops = self.ops.lock().await;
+        // A promotion or a ctld repointing may have run while we waited.
+        let (new_primary, new_term) = match self.superseded_by().await {
+            Ok(Some(found)) => found,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(alias = %self.cfg.alias, error = %format!("{e:#}"),
+                    seen = %first_look.0, "Shard record unreadable on re-check; not fencing");
+                return;
+            }
+        };
+        let own_term = self.primary_term.load(Ordering::SeqCst);
+        tracing::error!(alias = %self.cfg.alias, own_term, new_primary = %new_primary, new_term,
+            "SUPERSEDED PRIMARY: the Shard record names a newer primary; fencing writes and demoting this tablet");
+        self.role.lock().expect("role lock").read_only = true;
+        // A commit stuck waiting for a semi-sync ack can hold up read_only.
+        let fenced = tokio::time::timeout(SQL_TIMEOUT, async {
+            let mut conn = self.conn(None).await?;
+            let out = replication::set_read_only(&mut conn, true).await;
+            let _ = conn.disconnect().await;
+            out
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "SET GLOBAL read_only = 1 did not finish in time"
+            ))
+        });
+        if let Err(e) = fenced {
+            // Retried on the next check: the role is still primary.
+            tracing::error!(alias = %self.cfg.alias, error = %format!("{e:#}"),
+                "could not set read_only on the superseded primary");
+            return;
+        }
+        let source = match self.topo.get_tablet(&new_primary).await {
+            Ok(Some((t, _))) => Some(SourceAddr {
+                host: t.mysql_host,
+                port: t.mysql_port,
+            }),
+            Ok(None) => {
+                tracing::warn!(alias = %self.cfg.alias, new_primary = %new_primary,
+                    "the new primary has no Tablet record: staying read-only without replicating");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(alias = %self.cfg.alias, error = %format!("{e:#}"),
+                    "could not read the new primary's Tablet record: staying read-only without replicating");
+                None
+            }
+        };
+        let mut needs_reseed = false;
+        let source = match source {
+            Some(source) => match errant_transactions(&self.cfg, &self.topo).await {
+                Ok(None) => Some(source),
+                Ok(Some(errant)) => {
+                    tracing::error!(alias = %self.cfg.alias, errant = %errant, new_primary = %new_primary,
+                        "the superseded primary has transactions the new primary lacks; not replicating, needs re-seed");
+                    needs_reseed = true;
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(alias = %self.cfg.alias, error = %format!("{e:#}"),
+                        "could not compare GTIDs with the new primary; replicating anyway (strict GTID mode refuses a divergent replica)");
+                    Some(source)
+                }
+            },
+            None => None,
+        };
+        let tablet_type = self.cfg.initial_type;
+        self.semi_sync_armed.store(false, Ordering::SeqCst);
+        self.set_role(Role {
+            tablet_type,
+            source,
+            read_only: true,
+        });
+        if let Err(e) = self.apply_role().await {
+            tracing::error!(alias = %self.cfg.alias, error = %format!("{e:#}"),
+                "the demoted primary could not take its new role; it stays read-only");
+        }
+        let recorded = self
+            .topo
+            .update_tablet(&self.cfg.alias, |t| {
+                t.tablet_type = tablet_type;
+                t.needs_reseed |= needs_reseed;
+                Ok(())
+            })
+            .await;
+        if let Err(e) = recorded {
+            tracing::warn!(alias = %self.cfg.alias, error = %format!("{e:#}"),
+                "could not record the self-demotion in the Tablet record");
+        }
+        tracing::warn!(alias = %self.cfg.alias, new_primary = %new_primary, new_term, %tablet_type,
+            needs_reseed, "superseded primary demoted itself");
     }
 
     pub async fn op_positions(&self) -> OpResult<Positions> {
@@ -780,6 +921,7 @@ impl TabletAgent {
         let shared = Arc::new(Shared {
             durability: StdMutex::new(durability),
             semi_sync_armed: AtomicBool::new(false),
+            primary_term: AtomicU64::new(record.primary_term),
             cfg,
             topo,
             mysqld: Mutex::new(mysqld),
@@ -1073,8 +1215,9 @@ struct SemiSyncLog {
 }
 
 /// Watches mysqld every second: restarts it with backoff when it died and
-/// puts it back in its role; keeps semi-sync in line with the durability
-/// policy; logs changes of health.
+/// puts it back in its role; demotes this primary when the topology names a
+/// newer one; keeps semi-sync in line with the durability policy; logs
+/// changes of health.
 async fn monitor(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut semi_sync_log = SemiSyncLog::default();
     let mut ticks = 0u64;
@@ -1134,6 +1277,9 @@ async fn monitor(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         {
             tracing::warn!(alias = %shared.cfg.alias, error = %format!("{e:#}"),
                 "could not re-read the durability policy");
+        }
+        if ticks.is_multiple_of(SUPERSEDED_CHECK_TICKS) {
+            shared.fence_if_superseded().await;
         }
         if let Err(e) = shared.reconcile_semi_sync(&mut semi_sync_log).await {
             tracing::debug!(alias = %shared.cfg.alias, error = %format!("{e:#}"),
