@@ -564,32 +564,12 @@ impl Session {
                 }
                 Err(e) => {
                     let reason = backend_error_text(&e);
-                    match self
+                    let next = self
                         .after_backend_failure(slot, retried, &reason, true, false)
-                        .await?
-                    {
-                        AfterFailure::Retry(fresh) => {
-                            slot = fresh;
-                            retried = true;
-                        }
-                        AfterFailure::Buffer {
-                            keyspace,
-                            shard,
-                            failed,
-                        } => {
-                            if !self
-                                .buffer_wait(&keyspace, &shard, Some(failed), &mut buffering)
-                                .await
-                            {
-                                return Ok(());
-                            }
-                            slot = match self.checkout(&mut buffering).await {
-                                Ok(slot) => slot,
-                                Err(()) => return Ok(()),
-                            };
-                            retried = false;
-                        }
-                        AfterFailure::Done => return Ok(()),
+                        .await?;
+                    match self.resume(next, &mut buffering).await {
+                        Some((next_slot, is_retry)) => (slot, retried) = (next_slot, is_retry),
+                        None => return Ok(()),
                     }
                 }
             }
@@ -952,6 +932,36 @@ impl Session {
         self.send_gate_error(1105, "HY000", &message).await
     }
 
+    /// Where a retry loop goes after a failed attempt: the connection to try
+    /// next and whether that try is a retry, or None when the session has
+    /// already answered the client (an error, or the buffer window ended).
+    async fn resume(
+        &mut self,
+        next: AfterFailure,
+        buffering: &mut BufferState,
+    ) -> Option<(Slot, bool)> {
+        match next {
+            AfterFailure::Retry(fresh) => Some((fresh, true)),
+            AfterFailure::Buffer {
+                keyspace,
+                shard,
+                failed,
+            } => {
+                if !self
+                    .buffer_wait(&keyspace, &shard, Some(failed), buffering)
+                    .await
+                {
+                    return None;
+                }
+                self.checkout(buffering)
+                    .await
+                    .ok()
+                    .map(|slot| (slot, false))
+            }
+            AfterFailure::Done => None,
+        }
+    }
+
     /// After a backend connection failed before anything reached the client:
     /// discards it and, when allowed (once, on a lent connection that was
     /// reused from the pool), returns a freshly opened one to retry on.
@@ -1281,32 +1291,12 @@ impl Session {
                         return Err(End);
                     }
                     self.client.clear_write_buffer();
-                    match self
+                    let next = self
                         .after_backend_failure(slot, retried, &reason, replayable, may_commit)
-                        .await?
-                    {
-                        AfterFailure::Retry(fresh) => {
-                            slot = fresh;
-                            retried = true;
-                        }
-                        AfterFailure::Buffer {
-                            keyspace,
-                            shard,
-                            failed,
-                        } => {
-                            if !self
-                                .buffer_wait(&keyspace, &shard, Some(failed), &mut buffering)
-                                .await
-                            {
-                                return Ok(());
-                            }
-                            slot = match self.checkout(&mut buffering).await {
-                                Ok(slot) => slot,
-                                Err(()) => return Ok(()),
-                            };
-                            retried = false;
-                        }
-                        AfterFailure::Done => return Ok(()),
+                        .await?;
+                    match self.resume(next, &mut buffering).await {
+                        Some((next_slot, is_retry)) => (slot, retried) = (next_slot, is_retry),
+                        None => return Ok(()),
                     }
                 }
             }
