@@ -255,21 +255,7 @@ async fn reparent_locked(
             candidate.agent_addr
         )));
     }
-    let start_ms = now_ms();
-    topo.update_shard(keyspace, shard, |s| {
-        s.primary_alias = Some(alias.clone());
-        s.primary_term = new_term;
-        s.primary_term_start_ms = start_ms;
-        s.is_primary_serving = true;
-        Ok(())
-    })
-    .await?;
-    topo.update_tablet(alias, |t| {
-        t.tablet_type = TabletType::Primary;
-        t.primary_term = new_term;
-        Ok(())
-    })
-    .await?;
+    crate::reparent::record_promotion(topo, keyspace, shard, alias, new_term).await?;
     info!(keyspace, shard, %alias, term = new_term, "promoted shard primary");
 
     let failures: Vec<String> = join_all(tablets.iter().filter(|t| &t.alias != alias).map(

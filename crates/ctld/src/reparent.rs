@@ -119,7 +119,7 @@ fn promotable(t: &Tablet) -> Result<(), String> {
 }
 
 /// Writes the new primary into the Shard and Tablet records.
-async fn record_promotion(
+pub(crate) async fn record_promotion(
     topo: &Topo,
     keyspace: &str,
     shard: &str,
