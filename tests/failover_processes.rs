@@ -6,93 +6,18 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{eventually, mariadbd_pids_under, tessera_bin};
+use common::{
+    Process, eventually, free_port, mariadbd_pids_under, strings, tablet_args, tessera_bin,
+};
 use mysql_async::prelude::*;
 use mysql_async::{Conn, OptsBuilder};
 use tessera_topo::testutil::EtcdServer;
 use tessera_topo::{DurabilityPolicy, Keyspace, Topo};
-
-struct Process(Child);
-
-impl Process {
-    fn spawn(args: &[String]) -> Process {
-        let child = Command::new(tessera_bin())
-            .args(args)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("tessera starts");
-        Process(child)
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.0.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn strings(args: &[&str]) -> Vec<String> {
-    args.iter().map(|s| s.to_string()).collect()
-}
-
-fn tablet(topo: &str, uid: u32, dir: &Path, mysql_port: u16, agent_port: u16) -> Process {
-    Process::spawn(&strings(&[
-        "tablet",
-        "--topo",
-        topo,
-        "--alias",
-        &format!("zone1-{uid}"),
-        "--keyspace",
-        "commerce",
-        "--shard",
-        "0",
-        "--tablet-type",
-        "replica",
-        "--data-dir",
-        &dir.join(uid.to_string()).to_string_lossy(),
-        "--mysql-port",
-        &mysql_port.to_string(),
-        "--listen",
-        &format!("127.0.0.1:{agent_port}"),
-    ]))
-}
 
 fn ctl(server: &str, args: &[&str]) -> String {
     let out = Command::new(tessera_bin())
@@ -131,12 +56,20 @@ async fn orc_replaces_a_killed_primary_without_losing_acknowledged_writes() {
     let mut tablets: Vec<Process> = uids
         .iter()
         .enumerate()
-        .map(|(i, uid)| tablet(&topo_spec, *uid, dir.path(), mysql_ports[i], agent_ports[i]))
+        .map(|(i, uid)| {
+            Process::spawn(
+                "tablet",
+                &tablet_args(&topo_spec, *uid, dir.path(), mysql_ports[i], agent_ports[i]),
+            )
+        })
         .collect();
     // One orc per topology: the standalone one started below, not ctld's.
-    let _ctld = Process::spawn(&strings(&[
-        "ctld", "--topo", &topo_spec, "--listen", &ctld_addr, "--no-orc",
-    ]));
+    let _ctld = Process::spawn(
+        "ctld",
+        &strings(&[
+            "ctld", "--topo", &topo_spec, "--listen", &ctld_addr, "--no-orc",
+        ]),
+    );
     tokio::task::block_in_place(|| {
         eventually(Duration::from_secs(90), "three registered tablets", || {
             let out = Command::new(tessera_bin())
@@ -160,22 +93,22 @@ async fn orc_replaces_a_killed_primary_without_losing_acknowledged_writes() {
             ],
         );
     });
-    let _orc = Process::spawn(&strings(&[
+    let _orc = Process::spawn(
         "orc",
-        "--topo",
-        &topo_spec,
-        "--interval",
-        "0.5",
-    ]));
-    let _gate = Process::spawn(&strings(&[
+        &strings(&["orc", "--topo", &topo_spec, "--interval", "0.5"]),
+    );
+    let _gate = Process::spawn(
         "gate",
-        "--topo",
-        &topo_spec,
-        "--mysql-listen",
-        &format!("127.0.0.1:{gate_port}"),
-        "--http-listen",
-        &format!("127.0.0.1:{gate_http}"),
-    ]));
+        &strings(&[
+            "gate",
+            "--topo",
+            &topo_spec,
+            "--mysql-listen",
+            &format!("127.0.0.1:{gate_port}"),
+            "--http-listen",
+            &format!("127.0.0.1:{gate_http}"),
+        ]),
+    );
 
     let opts = OptsBuilder::default()
         .ip_or_hostname("127.0.0.1")

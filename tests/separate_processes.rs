@@ -4,66 +4,13 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
-use common::{eventually, mariadb_client, mariadbd_pids_under, tessera_bin};
+use common::{
+    Process, eventually, free_port, mariadb_client, mariadbd_pids_under, tablet_args, tessera_bin,
+};
 use tessera_topo::testutil::EtcdServer;
-
-/// A child process stopped with SIGTERM (then SIGKILL) when dropped.
-struct Process {
-    name: &'static str,
-    child: Child,
-}
-
-impl Process {
-    fn spawn(name: &'static str, args: &[String]) -> Process {
-        let child = Command::new(tessera_bin())
-            .args(args)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{name} starts: {e}"));
-        Process { name, child }
-    }
-
-    fn terminate(&mut self) -> bool {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.success();
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        false
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.terminate();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn ctl(server: &str, args: &[&str]) -> Output {
     Command::new(tessera_bin())
@@ -71,31 +18,6 @@ fn ctl(server: &str, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn tablet_args(topo: &str, uid: u32, dir: &Path, mysql_port: u16, agent_port: u16) -> Vec<String> {
-    [
-        "tablet",
-        "--topo",
-        topo,
-        "--alias",
-        &format!("zone1-{uid}"),
-        "--keyspace",
-        "commerce",
-        "--shard",
-        "0",
-        "--tablet-type",
-        "replica",
-        "--data-dir",
-        &dir.join(uid.to_string()).to_string_lossy(),
-        "--mysql-port",
-        &mysql_port.to_string(),
-        "--listen",
-        &format!("127.0.0.1:{agent_port}"),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
 }
 
 #[test]

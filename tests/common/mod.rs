@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -253,4 +254,97 @@ pub fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .expect("VmRSS present")
+}
+
+/// A `tessera` child process, stopped with SIGTERM (then SIGKILL) when dropped.
+pub struct Process {
+    pub name: &'static str,
+    child: Child,
+}
+
+impl Process {
+    pub fn spawn(name: &'static str, args: &[String]) -> Process {
+        let child = Command::new(tessera_bin())
+            .args(args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name} starts: {e}"));
+        Process { name, child }
+    }
+
+    /// SIGTERM, then waits; true when it exited successfully within 60 s.
+    pub fn terminate(&mut self) -> bool {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        false
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.terminate();
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+/// Arguments of `tessera tablet` for replica `zone1-{uid}` of commerce/0.
+pub fn tablet_args(
+    topo: &str,
+    uid: u32,
+    dir: &Path,
+    mysql_port: u16,
+    agent_port: u16,
+) -> Vec<String> {
+    strings(&[
+        "tablet",
+        "--topo",
+        topo,
+        "--alias",
+        &format!("zone1-{uid}"),
+        "--keyspace",
+        "commerce",
+        "--shard",
+        "0",
+        "--tablet-type",
+        "replica",
+        "--data-dir",
+        &dir.join(uid.to_string()).to_string_lossy(),
+        "--mysql-port",
+        &mysql_port.to_string(),
+        "--listen",
+        &format!("127.0.0.1:{agent_port}"),
+    ])
 }
