@@ -303,11 +303,13 @@ impl BackendConn {
                     let count = read_lenenc_int(&mut buf)
                         .ok_or_else(|| protocol_err("malformed column count"))?;
                     let mut columns = Vec::with_capacity(count as usize);
+                    let mut specs = Vec::with_capacity(count as usize);
                     for _ in 0..count {
                         let (_, def) = self.read_packet().await?;
                         let column = protocol::ColumnSpec::parse(&def)
                             .ok_or_else(|| protocol_err("malformed column definition"))?;
-                        columns.push(column.name);
+                        columns.push(column.name.clone());
+                        specs.push(column);
                     }
                     if !self
                         .capabilities
@@ -344,6 +346,7 @@ impl BackendConn {
                         self.status = end.status;
                         if first {
                             result.columns = columns;
+                            result.specs = specs;
                             result.rows = rows;
                             first = false;
                         }
@@ -370,6 +373,8 @@ impl BackendConn {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueryResult {
     pub columns: Vec<String>,
+    /// The full column definitions of the first result set, as the server sent them.
+    pub specs: Vec<protocol::ColumnSpec>,
     pub rows: Vec<Vec<Option<Vec<u8>>>>,
     /// The final OK (or end-of-result) of the response.
     pub ok: Option<OkInfo>,
