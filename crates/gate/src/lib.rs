@@ -7,8 +7,12 @@
 mod buffer;
 mod counted;
 mod http;
+pub mod merge;
 pub mod metrics;
+pub mod plan;
 pub mod pool;
+pub mod schema;
+pub mod sequence;
 mod session;
 pub mod target;
 pub mod topology;
