@@ -140,6 +140,12 @@ pub enum CtlCommand {
         /// How long the candidate may take to apply its relay log, such as 30s.
         #[arg(long = "wait-replicas-timeout", alias = "wait_replicas_timeout", value_parser = parse_duration)]
         wait_replicas_timeout: Option<Duration>,
+        /// Act only if this tablet is still the shard's primary (with --expected-term).
+        #[arg(long = "expected-primary", requires = "expected_term")]
+        expected_primary: Option<String>,
+        /// Act only if the shard's primary term is still this (with --expected-primary).
+        #[arg(long = "expected-term", requires = "expected_primary")]
+        expected_term: Option<u64>,
     },
     /// Record that ALIAS was made primary outside ctld; repoint the shard at it.
     #[command(visible_alias = "TabletExternallyReparented")]
@@ -359,11 +365,15 @@ pub async fn run_ctl_output(server: &str, cmd: CtlCommand) -> anyhow::Result<Str
             keyspace_shard,
             new_primary,
             wait_replicas_timeout,
+            expected_primary,
+            expected_term,
         } => {
             let (keyspace, shard) = parse_keyspace_shard(&keyspace_shard)?;
             let body = json!({
                 "new_primary": new_primary.as_deref().map(parse_alias).transpose()?.map(|a| a.to_string()),
                 "wait_timeout_ms": wait_replicas_timeout.map(|d| d.as_millis() as u64),
+                "expected_primary": expected_primary.as_deref().map(parse_alias).transpose()?.map(|a| a.to_string()),
+                "expected_term": expected_term,
             });
             let outcome: ReparentOutcome = client
                 .send_json(

@@ -263,6 +263,12 @@ pub struct ReparentRequest {
     pub avoid_primary: Option<String>,
     #[serde(default)]
     pub wait_timeout_ms: Option<u64>,
+    /// Emergency reparent only: act only if the shard's primary is still
+    /// this tablet, in `expected_term` (both or neither).
+    #[serde(default)]
+    pub expected_primary: Option<String>,
+    #[serde(default)]
+    pub expected_term: Option<u64>,
 }
 
 fn parse_reparent(body: &Bytes) -> ApiResult<ReparentRequest> {
@@ -291,6 +297,11 @@ async fn planned_reparent(
 ) -> ApiResult<Response> {
     ensure_writable(&state)?;
     let req = parse_reparent(&body)?;
+    if req.expected_primary.is_some() || req.expected_term.is_some() {
+        return Err(ApiFailure(bad_request(
+            "expected_primary and expected_term apply to emergency reparents only",
+        )));
+    }
     let new_primary = optional_alias(&req.new_primary)?;
     let avoid = optional_alias(&req.avoid_primary)?;
     Ok(json_ok(
@@ -319,12 +330,22 @@ async fn emergency_reparent(
         )));
     }
     let new_primary = optional_alias(&req.new_primary)?;
+    let expected = match (optional_alias(&req.expected_primary)?, req.expected_term) {
+        (Some(alias), Some(term)) => Some(reparent::ExpectedPrimary { alias, term }),
+        (None, None) => None,
+        _ => {
+            return Err(ApiFailure(bad_request(
+                "expected_primary and expected_term go together",
+            )));
+        }
+    };
     Ok(json_ok(
         &reparent::emergency_reparent_shard(
             &state.topo,
             &keyspace,
             &shard,
             new_primary.as_ref(),
+            expected.as_ref(),
             wait_timeout(&req),
         )
         .await?,

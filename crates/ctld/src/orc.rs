@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::events::record_event;
-use crate::reparent::{DEFAULT_WAIT_TIMEOUT, emergency_reparent_shard};
+use crate::reparent::{DEFAULT_WAIT_TIMEOUT, ExpectedPrimary, emergency_reparent_shard};
 
 /// How long orc waits for the shard lock before leaving a shard alone for
 /// this round: a holder is a reparent, which must not be fought.
@@ -504,15 +504,27 @@ async fn check_dead_primary(
             return;
         }
     }
+    // The check above is only a hint: another orc may be reparenting right
+    // now. The expectation is checked again under the shard lock, so the
+    // loser of a race finds the winner's primary and does nothing.
+    let expected = ExpectedPrimary {
+        alias: primary.alias.clone(),
+        term: shard.primary_term,
+    };
     let detail = match emergency_reparent_shard(
         topo,
         &shard.keyspace,
         &shard.name,
         None,
+        Some(&expected),
         DEFAULT_WAIT_TIMEOUT,
     )
     .await
     {
+        Ok(o) if !o.changed => format!(
+            "skipped: dead primary {} (term {}) was already replaced by {} (term {}) by someone else",
+            primary.alias, shard.primary_term, o.new_primary, o.primary_term
+        ),
         Ok(o) => format!(
             "replaced dead primary {} with {} (term {}) in {} ms{}",
             primary.alias,

@@ -416,6 +416,17 @@ async fn pick_planned_candidate(
     })
 }
 
+/// The primary a caller found dead, with its term. An emergency reparent
+/// given one runs only while the shard still names exactly that primary in
+/// exactly that term: a second orc (or an operator) that detected the same
+/// failure and queued behind the first one's shard lock then finds a newer
+/// primary and does nothing, instead of replacing the freshly elected one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExpectedPrimary {
+    pub alias: TabletAlias,
+    pub term: u64,
+}
+
 /// Replaces a dead primary. Every reachable tablet stops receiving first,
 /// so the old primary can collect no more acknowledgements; the replica
 /// that received the most (a superset of every other's) is chosen, or the
@@ -425,18 +436,38 @@ async fn pick_planned_candidate(
 /// known to still have the binlogs they need. An unreachable old primary's
 /// record is turned into a replica's: when it returns it finds the new
 /// primary in the Shard record and starts fenced (see the tablet agent).
+///
+/// With `expected` set, the check of the shard's primary and term is made
+/// under the shard lock; when they differ nothing is done, the outcome says
+/// `changed: false` and names the current primary, and the event log says
+/// why.
 pub async fn emergency_reparent_shard(
     topo: &Topo,
     keyspace: &str,
     shard: &str,
     new_primary: Option<&TabletAlias>,
+    expected: Option<&ExpectedPrimary>,
     wait_timeout: Duration,
 ) -> anyhow::Result<ReparentOutcome> {
     let guard = lock(topo, keyspace, shard).await?;
-    let result = emergency_locked(topo, keyspace, shard, new_primary, wait_timeout).await;
+    let result = match expected {
+        Some(expected) => match superseded_expectation(topo, keyspace, shard, expected).await {
+            Ok(Some(noop)) => Ok(noop),
+            Ok(None) => emergency_locked(topo, keyspace, shard, new_primary, wait_timeout).await,
+            Err(e) => Err(e),
+        },
+        None => emergency_locked(topo, keyspace, shard, new_primary, wait_timeout).await,
+    };
     unlock(guard, keyspace, shard).await;
     let ks_shard = format!("{keyspace}/{shard}");
     let detail = match &result {
+        Ok(o) if !o.changed => format!(
+            "skipped: expected to replace {} (term {}), but the shard's primary is already {} (term {}); nothing done",
+            expected.map_or("?".into(), |e| e.alias.to_string()),
+            expected.map_or(0, |e| e.term),
+            o.new_primary,
+            o.primary_term
+        ),
         Ok(o) => format!(
             "{} -> {} (term {}){}",
             o.old_primary
@@ -450,6 +481,38 @@ pub async fn emergency_reparent_shard(
     };
     record_event(topo, &ks_shard, "EmergencyReparentShard", detail).await;
     result
+}
+
+/// Under the shard lock: None when the shard still has the expected primary
+/// in the expected term, else the no-op outcome naming the current one.
+async fn superseded_expectation(
+    topo: &Topo,
+    keyspace: &str,
+    shard: &str,
+    expected: &ExpectedPrimary,
+) -> anyhow::Result<Option<ReparentOutcome>> {
+    let (record, _) = shard_state(topo, keyspace, shard).await?;
+    if record.primary_alias.as_ref() == Some(&expected.alias)
+        && record.primary_term == expected.term
+    {
+        return Ok(None);
+    }
+    let Some(current) = record.primary_alias else {
+        return Err(conflict(format!(
+            "shard {keyspace}/{shard} no longer has a primary (expected {} in term {}); nothing done",
+            expected.alias, expected.term
+        )));
+    };
+    Ok(Some(ReparentOutcome {
+        keyspace: keyspace.to_string(),
+        shard: shard.to_string(),
+        new_primary: current,
+        old_primary: Some(expected.alias.clone()),
+        primary_term: record.primary_term,
+        write_pause_ms: None,
+        changed: false,
+        repoint_failures: vec![],
+    }))
 }
 
 /// GTIDs `p` logged under its own server id that no other reachable tablet

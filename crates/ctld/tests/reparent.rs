@@ -322,6 +322,8 @@ async fn emergency_reparent_after_primary_dies_and_old_primary_rejoins_fenced() 
             keyspace_shard: "commerce/0".into(),
             new_primary: None,
             wait_replicas_timeout: None,
+            expected_primary: None,
+            expected_term: None,
         },
     )
     .await
@@ -471,6 +473,8 @@ async fn old_primary_with_errant_transaction_returns_needing_reseed() {
             keyspace_shard: "commerce/0".into(),
             new_primary: Some("zone1-102".into()),
             wait_replicas_timeout: Some(Duration::from_secs(20)),
+            expected_primary: None,
+            expected_term: None,
         },
     )
     .await
@@ -735,6 +739,8 @@ async fn emergency_reparent_refuses_and_skips_a_replica_with_errant_gtids() {
         keyspace_shard: "commerce/0".into(),
         new_primary: new_primary.map(str::to_string),
         wait_replicas_timeout: Some(Duration::from_secs(20)),
+        expected_primary: None,
+        expected_term: None,
     };
     let err = run_ctl_output(&server, ers(Some("zone1-101")))
         .await
