@@ -1,8 +1,10 @@
 //! High availability end to end through `tessera local up`: a writer through
 //! the gate logs every acknowledged id while `tessera ctl` moves the primary
-//! back and forth, and while the primary's mysqld is killed with -9. No
-//! acknowledged write may be lost and, thanks to the gate's buffering, no
-//! client may see an error.
+//! twenty times in a row, and while the primary's mysqld is killed with -9.
+//! No acknowledged write may be lost; a watcher reading every mysqld's
+//! read_only never sees two writable servers at once; every old primary
+//! ends up replicating from the last one; and, thanks to the gate's
+//! buffering, no client sees an error.
 
 mod common;
 
@@ -64,6 +66,66 @@ async fn writer(port: u16, stop: Arc<AtomicBool>, started: Instant, first_id: u6
                 conn = None;
             }
         }
+    }
+    log
+}
+
+/// The servers a watcher saw writable at the same moment during reparents.
+#[derive(Default, Debug)]
+struct WritableLog {
+    samples: u64,
+    /// Each time more than one mysqld was writable throughout a sample:
+    /// (when, uids).
+    overlaps: Vec<(Duration, Vec<u16>)>,
+}
+
+/// Connects to one tablet's mysqld directly as the replication user, which
+/// may read replication state but holds no write privileges of its own.
+async fn monitor_conn(c: &LocalCluster, uid: u16) -> Conn {
+    Conn::new(
+        OptsBuilder::default()
+            .ip_or_hostname("127.0.0.1")
+            .tcp_port(c.ports.mysqld(uid))
+            .user(Some("tessera_repl"))
+            .pass(Some("tessera_repl_pw"))
+            .prefer_socket(false),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("monitor connects to mysqld of {uid}: {e}"))
+}
+
+/// Reads `@@read_only` of every mysqld in turn, twice per sample. A server
+/// counts as writable throughout the sample only when both of its readings
+/// say so; with the servers read in the same order both times, two such
+/// servers were writable together (at least between the first reading of
+/// the later one and the second reading of the earlier one).
+async fn watch_writable(
+    mut conns: Vec<(u16, Conn)>,
+    stop: Arc<AtomicBool>,
+    started: Instant,
+) -> WritableLog {
+    let mut log = WritableLog::default();
+    while !stop.load(Ordering::Relaxed) {
+        let mut passes = [Vec::new(), Vec::new()];
+        for pass in &mut passes {
+            for (uid, conn) in &mut conns {
+                let read_only: Option<u8> =
+                    conn.query_first("SELECT @@read_only").await.ok().flatten();
+                if read_only == Some(0) {
+                    pass.push(*uid);
+                }
+            }
+        }
+        let both: Vec<u16> = passes[0]
+            .iter()
+            .filter(|u| passes[1].contains(u))
+            .copied()
+            .collect();
+        if both.len() > 1 {
+            log.overlaps.push((started.elapsed(), both));
+        }
+        log.samples += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     log
 }
@@ -131,30 +193,57 @@ async fn reparents_and_primary_crash_under_write_load() {
         c.mariadb_ok("commerce", "CREATE TABLE ha_log (id BIGINT PRIMARY KEY, at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6))")
     });
 
-    // Planned reparents, back and forth, under load.
+    // Twenty planned reparents in a row, back and forth, under load.
     let started = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
+    let mut monitors = Vec::new();
+    for uid in [100u16, 101, 102] {
+        monitors.push((uid, monitor_conn(c, uid).await));
+    }
+    let watching = tokio::spawn(watch_writable(monitors, stop.clone(), started));
     let writing = tokio::spawn(writer(c.ports.gate, stop.clone(), started, 0));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let reparents = 6;
+    let reparents = 20;
     let mut durations = Vec::new();
+    let mut old_primaries = std::collections::BTreeSet::new();
     for _ in 0..reparents {
         let before = primary_uid(c);
+        old_primaries.insert(before);
         let t = Instant::now();
         tokio::task::block_in_place(|| ctl(c, &["PlannedReparentShard", "commerce/0"]));
         durations.push(t.elapsed());
         let after = primary_uid(c);
         assert_ne!(before, after, "the primary moved");
         assert_ne!(after, 102, "an rdonly tablet is never promoted");
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     stop.store(true, Ordering::Relaxed);
     let log = writing.await.unwrap();
+    let writable = watching.await.unwrap();
+    let planned_secs = started.elapsed().as_secs_f64();
+    durations.sort();
     println!(
-        "planned: {reparents} reparents, {} writes acknowledged, longest write pause {:?}, ctl durations {durations:?}, client errors {}",
+        "planned: {reparents} reparents in {planned_secs:.1} s, {} writes acknowledged, longest write pause {:?}, \
+         ctl durations min {:?} median {:?} max {:?}, client errors {}, read_only samples {} with overlaps {:?}",
         log.acked.len(),
         log.max_gap,
-        log.errors.len()
+        durations[0],
+        durations[durations.len() / 2],
+        durations[durations.len() - 1],
+        log.errors.len(),
+        writable.samples,
+        writable.overlaps
+    );
+    assert!(
+        writable.overlaps.is_empty(),
+        "two writable mysqlds at once: {:?}",
+        writable.overlaps
+    );
+    assert!(writable.samples > 100, "the watcher kept sampling");
+    assert!(
+        log.max_gap <= Duration::from_millis(1500),
+        "write pause {:?} during planned reparents",
+        log.max_gap
     );
     assert!(
         log.errors.is_empty(),
@@ -164,6 +253,45 @@ async fn reparents_and_primary_crash_under_write_load() {
     );
     assert!(log.acked.len() > 100, "the writer kept writing");
     check_all_acked_present(c, &log).await;
+    // Every old primary replicates from the last primary now.
+    let primary = primary_uid(c);
+    assert_eq!(
+        old_primaries.len(),
+        2,
+        "both replicas took turns: {old_primaries:?}"
+    );
+    for uid in [100u16, 101, 102].into_iter().filter(|u| *u != primary) {
+        let mut conn = monitor_conn(c, uid).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status: Option<mysql_async::Row> =
+                conn.query_first("SHOW SLAVE STATUS").await.unwrap();
+            let (read_only,): (u8,) = conn
+                .query_first("SELECT @@read_only")
+                .await
+                .unwrap()
+                .unwrap();
+            let following = status.is_some_and(|r| {
+                let text = |name: &str| {
+                    r.get::<Option<String>, _>(name)
+                        .flatten()
+                        .unwrap_or_default()
+                };
+                text("Master_Port") == c.ports.mysqld(primary).to_string()
+                    && text("Slave_IO_Running") == "Yes"
+                    && text("Slave_SQL_Running") == "Yes"
+            });
+            if following && read_only == 1 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tablet {uid} does not replicate read-only from the primary {primary}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        conn.disconnect().await.unwrap();
+    }
 
     // kill -9 of the primary's mysqld: its agent restarts it; the gate buffers.
     let primary = primary_uid(c);
