@@ -99,10 +99,13 @@ struct Block {
     end: i64,
 }
 
-/// The sequences one gate hands ids out of.
+/// A sequence's block behind the lock that serialises its reservations.
+type SharedBlock = Arc<tokio::sync::Mutex<Block>>;
+
+/// The sequences one gate hands ids out of, by (keyspace, table).
 #[derive(Default)]
 pub struct Sequences {
-    blocks: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<Block>>>>,
+    blocks: Mutex<HashMap<(String, String), SharedBlock>>,
 }
 
 impl Sequences {
@@ -110,7 +113,7 @@ impl Sequences {
         Self::default()
     }
 
-    fn block(&self, keyspace: &str, table: &str) -> Arc<tokio::sync::Mutex<Block>> {
+    fn block(&self, keyspace: &str, table: &str) -> SharedBlock {
         self.blocks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
