@@ -8,6 +8,7 @@
 
 mod functional;
 mod lookup;
+pub mod lookup_sql;
 mod unicode;
 mod value;
 
