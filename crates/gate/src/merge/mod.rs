@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use tessera_wire::{ColumnSpec, ColumnType};
 
 use decimal::{Decimal, MAX_SCALE};
-use value::{BINARY_FLAG, Key, Kind, NOT_NULL_FLAG, NUM_FLAG, UNSIGNED_FLAG};
+use value::{BINARY_FLAG, GROUP_FLAG, Key, Kind, NOT_NULL_FLAG, UNSIGNED_FLAG};
 
 pub use double::format_double;
 
@@ -381,8 +381,8 @@ fn row_key(
         .collect()
 }
 
-/// An exact running total of DOUBLE partial sums: refuses a sum whose additions round,
-/// since the shards' partials cannot then add up to what one server's row-by-row sum gives.
+/// A running total of DOUBLE values the gate adds itself (SUM(DISTINCT)): refused as soon
+/// as an addition rounds, so the result is the exact sum, whatever order one server used.
 #[derive(Debug, Default, Clone)]
 struct DoubleSum {
     total: f64,
@@ -395,12 +395,19 @@ impl DoubleSum {
         let error = (self.total - (sum - back)) + (value - back);
         if error != 0.0 || !sum.is_finite() {
             return Err(MergeError::Unsupported(format!(
-                "a DOUBLE sum of `{column}` across shards, whose partial sums do not add up exactly"
+                "a DOUBLE sum of `{column}` across shards that floating point cannot add exactly"
             )));
         }
         self.total = sum;
         Ok(())
     }
+}
+
+/// Whether a value added to a total is a shard's partial sum or a raw value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Addend {
+    Partial,
+    Raw,
 }
 
 /// A running SUM of one kind of number.
@@ -415,6 +422,7 @@ fn add_to(
     kind: Kind,
     text: &[u8],
     column: &str,
+    addend: Addend,
 ) -> Result<(), MergeError> {
     let bad = || {
         MergeError::Invalid(format!(
@@ -440,6 +448,15 @@ fn add_to(
             let value = value::parse_double(text).ok_or_else(bad)?;
             let mut sum = match total.take() {
                 None => DoubleSum::default(),
+                Some(Total::Double(_)) if addend == Addend::Partial => {
+                    // One server adds every row to one running total in scan order; the
+                    // shards' partial totals round differently (seen: 62.11399999999997 on
+                    // one server, 62.11400000000001 from two partials), and nothing in a
+                    // partial tells whether it was rounded.
+                    return Err(MergeError::Unsupported(format!(
+                        "SUM/AVG of the DOUBLE column `{column}` over rows of several shards"
+                    )));
+                }
                 Some(Total::Double(sum)) => sum,
                 Some(Total::Exact(_)) => return Err(bad()),
             };
@@ -520,7 +537,7 @@ fn aggregate(
                 }
                 State::Sum(total) => {
                     if let Some(v) = value {
-                        add_to(total, kind_of(a.column)?, v, name)?;
+                        add_to(total, kind_of(a.column)?, v, name, Addend::Partial)?;
                     }
                 }
                 State::Best(best) => {
@@ -554,7 +571,7 @@ fn aggregate(
                         unreachable!("Avg state only for AVG");
                     };
                     if let Some(v) = value {
-                        add_to(total, kind_of(a.column)?, v, name)?;
+                        add_to(total, kind_of(a.column)?, v, name, Addend::Partial)?;
                     }
                     if let Some(c) = row[count_column].as_deref() {
                         *count += value::parse_int(c).ok_or_else(|| {
@@ -576,6 +593,11 @@ fn aggregate(
     }
 
     let mut out_columns = columns.to_vec();
+    for column in &mut out_columns {
+        // MariaDB leaks its internal GROUP_FLAG on columns of a multi-column GROUP BY; the
+        // shards' GROUP BY (with the planner's extra keys) is not the query's.
+        column.flags &= !GROUP_FLAG;
+    }
     for a in &spec.aggregates {
         out_columns[a.column] = aggregate_column(&columns[a.column], a.kind)?;
     }
@@ -593,9 +615,16 @@ fn aggregate(
                         Some(values.len().to_string().into_bytes())
                     } else {
                         let kind = kind_of(a.column)?;
+                        // MariaDB adds distinct values in ascending order (it walks a sorted
+                        // tree of them); doing the same keeps DOUBLE sums identical.
+                        let mut keyed = Vec::with_capacity(values.len());
+                        for v in values {
+                            keyed.push((value::key_of(kind, Some(&v), &input.name)?, v));
+                        }
+                        keyed.sort_by(|a, b| a.0.cmp(&b.0));
                         let mut total = None;
-                        for v in &values {
-                            add_to(&mut total, kind, v, &input.name)?;
+                        for (_, v) in &keyed {
+                            add_to(&mut total, kind, v, &input.name, Addend::Raw)?;
                         }
                         let out = &out_columns[a.column];
                         format_total(total, out)?
@@ -704,7 +733,7 @@ fn double_column(like: &ColumnSpec) -> ColumnSpec {
         column_type: ColumnType::MYSQL_TYPE_DOUBLE,
         charset: 63,
         length: 23,
-        flags: BINARY_FLAG | NUM_FLAG,
+        flags: BINARY_FLAG,
         decimals: 31,
         ..like.clone()
     }
@@ -715,7 +744,7 @@ fn decimal_column(like: &ColumnSpec, precision: u32, scale: u32) -> ColumnSpec {
         column_type: ColumnType::MYSQL_TYPE_NEWDECIMAL,
         charset: 63,
         length: precision + 1 + u32::from(scale > 0),
-        flags: BINARY_FLAG | NUM_FLAG,
+        flags: BINARY_FLAG,
         decimals: scale as u8,
         ..like.clone()
     }
@@ -731,7 +760,7 @@ fn aggregate_column(input: &ColumnSpec, kind: AggregateKind) -> Result<ColumnSpe
             column_type: ColumnType::MYSQL_TYPE_LONGLONG,
             charset: 63,
             length: 21,
-            flags: NOT_NULL_FLAG | BINARY_FLAG | NUM_FLAG,
+            flags: NOT_NULL_FLAG | BINARY_FLAG,
             decimals: 0,
             ..input.clone()
         },

@@ -15,7 +15,9 @@ pub(crate) const UNSIGNED_FLAG: u16 = 0x0020;
 pub(crate) const BINARY_FLAG: u16 = 0x0080;
 pub(crate) const ENUM_FLAG: u16 = 0x0100;
 pub(crate) const SET_FLAG: u16 = 0x0800;
-pub(crate) const NUM_FLAG: u16 = 0x8000;
+/// 0x8000: NUM_FLAG to client libraries (which set it themselves), GROUP_FLAG inside the
+/// server, which leaks it on GROUP BY columns.
+pub(crate) const GROUP_FLAG: u16 = 0x8000;
 
 /// What a column's values are for comparison purposes.
 #[derive(Debug, Clone, Copy, PartialEq)]
