@@ -348,3 +348,23 @@ pub fn tablet_args(
         &format!("127.0.0.1:{agent_port}"),
     ])
 }
+
+/// Runs `tessera ctl --server 127.0.0.1:<ctld_port> <args>`.
+pub fn ctl(ctld_port: u16, args: &[&str]) -> Output {
+    Command::new(tessera_bin())
+        .args(["ctl", "--server", &format!("127.0.0.1:{ctld_port}")])
+        .args(args)
+        .output()
+        .expect("tessera ctl runs")
+}
+
+/// Runs `tessera ctl` and returns stdout, panicking with stderr on failure.
+pub fn ctl_ok(ctld_port: u16, args: &[&str]) -> String {
+    let out = ctl(ctld_port, args);
+    assert!(
+        out.status.success(),
+        "tessera ctl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
