@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod backend;
+pub mod binary_row;
 pub mod handshake;
 pub mod packet;
 pub mod prepared;
@@ -10,6 +11,7 @@ pub mod protocol;
 pub mod relay;
 
 pub use backend::{BackendConfig, BackendConn, BackendError, QueryResult};
+pub use binary_row::{put_binary_row, write_resultset};
 pub use handshake::{
     AuthMethod, ClientHandshake, HandshakeError, ServerAuthConfig, UserCredential, UserStore,
     self_signed_tls_config, server_capabilities, server_change_user, server_handshake,

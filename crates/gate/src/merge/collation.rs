@@ -24,8 +24,22 @@ pub fn encoding_of(collation_id: u16) -> Option<Encoding> {
     match collation_id {
         63 => Some(Encoding::Binary),
         // utf8mb3 and utf8mb4 collations of MariaDB 10.11 (information_schema.COLLATIONS).
-        33 | 45 | 46 | 83 | 192..=215 | 223..=247 | 576..=578 | 608..=610 | 1057 | 1069
-        | 1070 | 1107 | 1216 | 1238 | 1248 | 1270 => Some(Encoding::Utf8),
+        33
+        | 45
+        | 46
+        | 83
+        | 192..=215
+        | 223..=247
+        | 576..=578
+        | 608..=610
+        | 1057
+        | 1069
+        | 1070
+        | 1107
+        | 1216
+        | 1238
+        | 1248
+        | 1270 => Some(Encoding::Utf8),
         5 | 8 | 15 | 31 | 47 | 48 | 49 | 94 | 1032 | 1071 => Some(Encoding::Latin1),
         _ => None,
     }

@@ -247,7 +247,15 @@ mod tests {
 
     #[test]
     fn parse_and_print_keep_the_scale() {
-        for text in ["0", "15", "-4", "3.75", "-0.05", "0.000001", "123456789.123456789"] {
+        for text in [
+            "0",
+            "15",
+            "-4",
+            "3.75",
+            "-0.05",
+            "0.000001",
+            "123456789.123456789",
+        ] {
             assert_eq!(d(text).to_string(), text);
         }
         assert_eq!(d("+1.50").to_string(), "1.50");
@@ -255,14 +263,20 @@ mod tests {
         for bad in ["", "-", "1e5", "1.2.3", "abc", "."] {
             assert!(Decimal::parse(bad.as_bytes()).is_none(), "{bad:?}");
         }
-        assert!(Decimal::parse(&[b'9'; 40]).is_none(), "beyond i128 is refused");
+        assert!(
+            Decimal::parse(&[b'9'; 40]).is_none(),
+            "beyond i128 is refused"
+        );
     }
 
     #[test]
     fn sums_and_products_are_exact() {
         assert_eq!(d("1.25").checked_add(d("2.5")).unwrap().to_string(), "3.75");
         assert_eq!(d("1").checked_sub(d("1.10")).unwrap().to_string(), "-0.10");
-        assert_eq!(d("1.5").checked_mul(d("1.25")).unwrap().to_string(), "1.875");
+        assert_eq!(
+            d("1.5").checked_mul(d("1.25")).unwrap().to_string(),
+            "1.875"
+        );
         assert!(
             Decimal::from_int(i128::MAX)
                 .checked_add(Decimal::from_int(1))
@@ -308,7 +322,10 @@ mod tests {
         let small = d("0.00000000000000000000000000000000000001");
         assert_eq!(big.total_cmp(small), Ordering::Greater);
         assert_eq!(small.total_cmp(big), Ordering::Less);
-        let neg = Decimal { coefficient: -big.coefficient, scale: 0 };
+        let neg = Decimal {
+            coefficient: -big.coefficient,
+            scale: 0,
+        };
         assert_eq!(neg.total_cmp(small), Ordering::Less);
     }
 }

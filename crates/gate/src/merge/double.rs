@@ -22,7 +22,11 @@ pub fn format_double(value: f64) -> String {
         if decpt <= 0 {
             format!("0.{}{digits}", "0".repeat((-decpt) as usize))
         } else if decpt < len {
-            format!("{}.{}", &digits[..decpt as usize], &digits[decpt as usize..])
+            format!(
+                "{}.{}",
+                &digits[..decpt as usize],
+                &digits[decpt as usize..]
+            )
         } else {
             format!("{digits}{}", "0".repeat((decpt - len) as usize))
         }

@@ -26,10 +26,16 @@ enum StrCollation {
 #[derive(Debug, Clone)]
 enum Val {
     Null,
-    Int { value: i128, unsigned: bool },
+    Int {
+        value: i128,
+        unsigned: bool,
+    },
     Dec(Decimal),
     Double(f64),
-    Str { bytes: Vec<u8>, collation: StrCollation },
+    Str {
+        bytes: Vec<u8>,
+        collation: StrCollation,
+    },
     /// DATE/DATETIME/TIMESTAMP text; compared only with the same column type.
     Temporal(Vec<u8>),
     Time(i64),
@@ -51,7 +57,11 @@ pub(crate) fn is_true(
     Ok(truth(&value)? == Some(true))
 }
 
-fn eval(expr: &Expr, columns: &[ExprColumn<'_>], row: &[Option<Vec<u8>>]) -> Result<Val, MergeError> {
+fn eval(
+    expr: &Expr,
+    columns: &[ExprColumn<'_>],
+    row: &[Option<Vec<u8>>],
+) -> Result<Val, MergeError> {
     Ok(match expr {
         Expr::Column(index) => column_value(*index, columns, row)?,
         Expr::Literal(None) => Val::Null,
@@ -142,7 +152,9 @@ fn column_value(
     row: &[Option<Vec<u8>>],
 ) -> Result<Val, MergeError> {
     let column = columns.get(index).ok_or_else(|| {
-        MergeError::Invalid(format!("expression refers to column {index}, which does not exist"))
+        MergeError::Invalid(format!(
+            "expression refers to column {index}, which does not exist"
+        ))
     })?;
     let Some(bytes) = row.get(index).and_then(|v| v.as_ref()) else {
         return Ok(Val::Null);
@@ -195,19 +207,22 @@ fn column_value(
 /// MariaDB would type the literal), otherwise a string.
 fn literal(text: &[u8]) -> Val {
     let body = text.strip_prefix(b"-").unwrap_or(text);
-    if !body.is_empty() && body.iter().all(u8::is_ascii_digit) {
-        if let Some(value) = value::parse_int(text) {
-            return Val::Int {
-                value,
-                unsigned: false,
-            };
-        }
+    if !body.is_empty()
+        && body.iter().all(u8::is_ascii_digit)
+        && let Some(value) = value::parse_int(text)
+    {
+        return Val::Int {
+            value,
+            unsigned: false,
+        };
     }
     if let Some(d) = Decimal::parse(text) {
         return Val::Dec(d);
     }
     let is_float_syntax = body.iter().any(|b| matches!(b, b'e' | b'E'))
-        && body.first().is_some_and(|b| b.is_ascii_digit() || *b == b'.');
+        && body
+            .first()
+            .is_some_and(|b| b.is_ascii_digit() || *b == b'.');
     if is_float_syntax && let Some(f) = value::parse_double(text) {
         return Val::Double(f);
     }
@@ -461,7 +476,9 @@ fn arith(op: ArithOp, a: &Val, b: &Val) -> Result<Val, MergeError> {
                 if result.is_finite() {
                     Ok(Double(result))
                 } else {
-                    Err(MergeError::OutOfRange("DOUBLE value is out of range".into()))
+                    Err(MergeError::OutOfRange(
+                        "DOUBLE value is out of range".into(),
+                    ))
                 }
             }
         },
@@ -509,27 +526,42 @@ mod tests {
         );
         assert_eq!(truth_of(Expr::Between(lit("2"), lit("1"), null())), None);
         assert_eq!(truth_of(Expr::Between(lit("5"), lit("1"), null())), None);
-        assert_eq!(truth_of(Expr::Between(lit("0"), lit("1"), null())), Some(false));
+        assert_eq!(
+            truth_of(Expr::Between(lit("0"), lit("1"), null())),
+            Some(false)
+        );
     }
 
     #[test]
     fn strings_against_numbers_compare_as_doubles() {
         let s = |t: &str| Box::new(Expr::Str(t.as_bytes().to_vec()));
-        assert_eq!(truth_of(Expr::Compare(CompareOp::Eq, s("abc"), lit("0"))), Some(true));
-        assert_eq!(truth_of(Expr::Compare(CompareOp::Eq, s("3abc"), lit("3"))), Some(true));
-        assert_eq!(truth_of(Expr::Compare(CompareOp::Eq, s("5.0"), lit("5"))), Some(true));
-        assert_eq!(truth_of(Expr::Compare(CompareOp::Gt, lit("10"), s("9"))), Some(true));
+        assert_eq!(
+            truth_of(Expr::Compare(CompareOp::Eq, s("abc"), lit("0"))),
+            Some(true)
+        );
+        assert_eq!(
+            truth_of(Expr::Compare(CompareOp::Eq, s("3abc"), lit("3"))),
+            Some(true)
+        );
+        assert_eq!(
+            truth_of(Expr::Compare(CompareOp::Eq, s("5.0"), lit("5"))),
+            Some(true)
+        );
+        assert_eq!(
+            truth_of(Expr::Compare(CompareOp::Gt, lit("10"), s("9"))),
+            Some(true)
+        );
         assert!(eval_alone(&Expr::Compare(CompareOp::Gt, s("10"), s("9"))).is_err());
     }
 
     #[test]
     fn arithmetic_is_exact_and_division_adds_four_digits() {
-        let div = |a: &str, b: &str| {
-            match eval_alone(&Expr::Arith(ArithOp::Div, lit(a), lit(b))).unwrap() {
-                Val::Dec(d) => d.to_string(),
-                Val::Null => "NULL".into(),
-                other => panic!("{other:?}"),
-            }
+        let div = |a: &str, b: &str| match eval_alone(&Expr::Arith(ArithOp::Div, lit(a), lit(b)))
+            .unwrap()
+        {
+            Val::Dec(d) => d.to_string(),
+            Val::Null => "NULL".into(),
+            other => panic!("{other:?}"),
         };
         assert_eq!(div("2", "3"), "0.6667");
         assert_eq!(div("2.00", "3"), "0.666667");
@@ -539,7 +571,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let overflow = Expr::Arith(ArithOp::Add, lit("9223372036854775807"), lit("1"));
-        assert!(matches!(eval_alone(&overflow), Err(MergeError::OutOfRange(_))));
+        assert!(matches!(
+            eval_alone(&overflow),
+            Err(MergeError::OutOfRange(_))
+        ));
         assert_eq!(string_to_double(b"  -1.5e2xyz"), -150.0);
         assert_eq!(string_to_double(b"."), 0.0);
         assert_eq!(string_to_double(b"1e"), 1.0);

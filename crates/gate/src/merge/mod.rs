@@ -53,7 +53,9 @@ pub enum AggregateKind {
     SumDistinct,
     /// Shards returned partial SUM(x) in this column and partial COUNT(x) in `count_column`
     /// (a hidden column); result = sum/count with MariaDB's AVG scale and rounding.
-    Avg { count_column: usize },
+    Avg {
+        count_column: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -530,7 +532,9 @@ fn aggregate(
                 State::Count(n) => {
                     if let Some(v) = value {
                         let partial = value::parse_int(v).ok_or_else(|| {
-                            MergeError::Invalid(format!("COUNT column `{name}` holds a non-integer"))
+                            MergeError::Invalid(format!(
+                                "COUNT column `{name}` holds a non-integer"
+                            ))
                         })?;
                         *n += partial;
                     }

@@ -2,7 +2,14 @@
 
 use super::*;
 
-fn column(name: &str, column_type: ColumnType, charset: u16, length: u32, flags: u16, decimals: u8) -> ColumnSpec {
+fn column(
+    name: &str,
+    column_type: ColumnType,
+    charset: u16,
+    length: u32,
+    flags: u16,
+    decimals: u8,
+) -> ColumnSpec {
     ColumnSpec {
         name: name.into(),
         column_type,
@@ -24,11 +31,25 @@ fn text(name: &str) -> ColumnSpec {
 }
 
 fn count(name: &str) -> ColumnSpec {
-    column(name, ColumnType::MYSQL_TYPE_LONGLONG, 63, 21, NOT_NULL_FLAG | BINARY_FLAG, 0)
+    column(
+        name,
+        ColumnType::MYSQL_TYPE_LONGLONG,
+        63,
+        21,
+        NOT_NULL_FLAG | BINARY_FLAG,
+        0,
+    )
 }
 
 fn sum_of_int(name: &str) -> ColumnSpec {
-    column(name, ColumnType::MYSQL_TYPE_NEWDECIMAL, 63, 33, BINARY_FLAG, 0)
+    column(
+        name,
+        ColumnType::MYSQL_TYPE_NEWDECIMAL,
+        63,
+        33,
+        BINARY_FLAG,
+        0,
+    )
 }
 
 fn rows(columns: &[ColumnSpec], data: &[&[Option<&str>]]) -> Rows {
@@ -45,7 +66,11 @@ fn texts(result: &Rows) -> Vec<Vec<Option<String>>> {
     result
         .rows
         .iter()
-        .map(|r| r.iter().map(|v| v.as_ref().map(|b| String::from_utf8(b.clone()).unwrap())).collect())
+        .map(|r| {
+            r.iter()
+                .map(|v| v.as_ref().map(|b| String::from_utf8(b.clone()).unwrap()))
+                .collect()
+        })
         .collect()
 }
 
@@ -60,15 +85,34 @@ fn group_by_with_collation_sums_and_sorts_implicitly() {
         aggregate: true,
         group_by: vec![0],
         aggregates: vec![
-            Aggregate { column: 1, kind: AggregateKind::Count },
-            Aggregate { column: 2, kind: AggregateKind::Sum },
+            Aggregate {
+                column: 1,
+                kind: AggregateKind::Count,
+            },
+            Aggregate {
+                column: 2,
+                kind: AggregateKind::Sum,
+            },
         ],
         visible_columns: 3,
         ..Default::default()
     };
-    let a = rows(&cols, &[&[Some("b"), Some("2"), Some("5")], &[Some("a"), Some("1"), None]]);
-    let b = rows(&cols, &[&[Some("A "), Some("3"), Some("7")], &[Some("c"), Some("1"), Some("-1")]]);
-    let merged = merge_with_collations(&spec, &[collation_id("utf8mb4_general_ci")], vec![a, b]).unwrap();
+    let a = rows(
+        &cols,
+        &[
+            &[Some("b"), Some("2"), Some("5")],
+            &[Some("a"), Some("1"), None],
+        ],
+    );
+    let b = rows(
+        &cols,
+        &[
+            &[Some("A "), Some("3"), Some("7")],
+            &[Some("c"), Some("1"), Some("-1")],
+        ],
+    );
+    let merged =
+        merge_with_collations(&spec, &[collation_id("utf8mb4_general_ci")], vec![a, b]).unwrap();
     assert_eq!(
         texts(&merged),
         vec![
@@ -89,9 +133,18 @@ fn empty_input_without_group_by_gives_one_row() {
     let spec = MergeSpec {
         aggregate: true,
         aggregates: vec![
-            Aggregate { column: 0, kind: AggregateKind::Count },
-            Aggregate { column: 1, kind: AggregateKind::Sum },
-            Aggregate { column: 2, kind: AggregateKind::Max },
+            Aggregate {
+                column: 0,
+                kind: AggregateKind::Count,
+            },
+            Aggregate {
+                column: 1,
+                kind: AggregateKind::Sum,
+            },
+            Aggregate {
+                column: 2,
+                kind: AggregateKind::Max,
+            },
         ],
         visible_columns: 4,
         ..Default::default()
@@ -99,8 +152,16 @@ fn empty_input_without_group_by_gives_one_row() {
     let merged = merge(&spec, vec![rows(&cols, &[]), rows(&cols, &[])]).unwrap();
     assert_eq!(texts(&merged), vec![vec![s("0"), None, None, None]]);
     // With GROUP BY, no rows stay no rows.
-    let grouped = MergeSpec { group_by: vec![3], ..spec };
-    assert!(merge(&grouped, vec![rows(&cols, &[])]).unwrap().rows.is_empty());
+    let grouped = MergeSpec {
+        group_by: vec![3],
+        ..spec
+    };
+    assert!(
+        merge(&grouped, vec![rows(&cols, &[])])
+            .unwrap()
+            .rows
+            .is_empty()
+    );
 }
 
 #[test]
@@ -108,18 +169,27 @@ fn avg_uses_hidden_count_and_reports_decimal_scale_plus_four() {
     let cols = [sum_of_int("avg(x)"), count("c")];
     let spec = MergeSpec {
         aggregate: true,
-        aggregates: vec![Aggregate { column: 0, kind: AggregateKind::Avg { count_column: 1 } }],
+        aggregates: vec![Aggregate {
+            column: 0,
+            kind: AggregateKind::Avg { count_column: 1 },
+        }],
         visible_columns: 1,
         ..Default::default()
     };
     let merged = merge(
         &spec,
-        vec![rows(&cols, &[&[Some("3"), Some("2")]]), rows(&cols, &[&[Some("1"), Some("1")]])],
+        vec![
+            rows(&cols, &[&[Some("3"), Some("2")]]),
+            rows(&cols, &[&[Some("1"), Some("1")]]),
+        ],
     )
     .unwrap();
     assert_eq!(texts(&merged), vec![vec![s("1.3333")]]);
     let column = &merged.columns[0];
-    assert_eq!((column.column_type, column.length, column.decimals), (ColumnType::MYSQL_TYPE_NEWDECIMAL, 16, 4));
+    assert_eq!(
+        (column.column_type, column.length, column.decimals),
+        (ColumnType::MYSQL_TYPE_NEWDECIMAL, 16, 4)
+    );
     let none = merge(&spec, vec![rows(&cols, &[&[None, Some("0")]])]).unwrap();
     assert_eq!(texts(&none), vec![vec![None]]);
 }
@@ -129,14 +199,31 @@ fn order_limit_offset_and_distinct() {
     let cols = [int("a"), int("b")];
     let spec = MergeSpec {
         distinct: true,
-        order_by: vec![OrderKey { column: 0, descending: true }],
+        order_by: vec![OrderKey {
+            column: 0,
+            descending: true,
+        }],
         offset: 1,
         limit: Some(2),
         visible_columns: 1,
         ..Default::default()
     };
-    let a = rows(&cols, &[&[Some("1"), Some("0")], &[None, Some("0")], &[Some("10"), Some("0")]]);
-    let b = rows(&cols, &[&[Some("9"), Some("0")], &[Some("10"), Some("1")], &[Some("2"), Some("0")]]);
+    let a = rows(
+        &cols,
+        &[
+            &[Some("1"), Some("0")],
+            &[None, Some("0")],
+            &[Some("10"), Some("0")],
+        ],
+    );
+    let b = rows(
+        &cols,
+        &[
+            &[Some("9"), Some("0")],
+            &[Some("10"), Some("1")],
+            &[Some("2"), Some("0")],
+        ],
+    );
     let merged = merge(&spec, vec![a, b]).unwrap();
     assert_eq!(texts(&merged), vec![vec![s("9")], vec![s("2")]]);
     assert_eq!(merged.columns.len(), 1);
@@ -148,7 +235,10 @@ fn having_filters_groups() {
     let spec = MergeSpec {
         aggregate: true,
         group_by: vec![0],
-        aggregates: vec![Aggregate { column: 1, kind: AggregateKind::Count }],
+        aggregates: vec![Aggregate {
+            column: 1,
+            kind: AggregateKind::Count,
+        }],
         having: Some(Expr::Compare(
             CompareOp::Gt,
             Box::new(Expr::Column(1)),
@@ -159,7 +249,10 @@ fn having_filters_groups() {
     };
     let a = rows(&cols, &[&[Some("1"), Some("2")], &[Some("2"), Some("1")]]);
     let b = rows(&cols, &[&[Some("1"), Some("1")], &[Some("2"), Some("1")]]);
-    assert_eq!(texts(&merge(&spec, vec![a, b]).unwrap()), vec![vec![s("1"), s("3")]]);
+    assert_eq!(
+        texts(&merge(&spec, vec![a, b]).unwrap()),
+        vec![vec![s("1"), s("3")]]
+    );
 }
 
 #[test]
@@ -167,37 +260,104 @@ fn inexact_double_sums_are_refused() {
     let dbl = column("s", ColumnType::MYSQL_TYPE_DOUBLE, 63, 23, BINARY_FLAG, 31);
     let spec = MergeSpec {
         aggregate: true,
-        aggregates: vec![Aggregate { column: 0, kind: AggregateKind::Sum }],
+        aggregates: vec![Aggregate {
+            column: 0,
+            kind: AggregateKind::Sum,
+        }],
         visible_columns: 1,
         ..Default::default()
     };
     // One shard's partial is the whole sum.
-    let single = merge(&spec, vec![rows(&[dbl.clone()], &[&[Some("0.30000000000000004")]]), rows(&[dbl.clone()], &[&[None]])]).unwrap();
+    let single = merge(
+        &spec,
+        vec![
+            rows(
+                std::slice::from_ref(&dbl),
+                &[&[Some("0.30000000000000004")]],
+            ),
+            rows(std::slice::from_ref(&dbl), &[&[None]]),
+        ],
+    )
+    .unwrap();
     assert_eq!(texts(&single), vec![vec![s("0.30000000000000004")]]);
     // Two partials: whether they were rounded inside the shards is unknowable.
-    let two = merge(&spec, vec![rows(&[dbl.clone()], &[&[Some("1.5")]]), rows(&[dbl.clone()], &[&[Some("0.25")]])]);
+    let two = merge(
+        &spec,
+        vec![
+            rows(std::slice::from_ref(&dbl), &[&[Some("1.5")]]),
+            rows(std::slice::from_ref(&dbl), &[&[Some("0.25")]]),
+        ],
+    );
     assert!(matches!(two, Err(MergeError::Unsupported(_))));
     // SUM(DISTINCT) adds raw values itself: fine while every addition is exact.
     let distinct = MergeSpec {
-        aggregates: vec![Aggregate { column: 0, kind: AggregateKind::SumDistinct }],
+        aggregates: vec![Aggregate {
+            column: 0,
+            kind: AggregateKind::SumDistinct,
+        }],
         ..spec
     };
-    let exact = merge(&distinct, vec![rows(&[dbl.clone()], &[&[Some("1.5")], &[Some("0.25")]]), rows(&[dbl.clone()], &[&[Some("1.5")]])]).unwrap();
+    let exact = merge(
+        &distinct,
+        vec![
+            rows(
+                std::slice::from_ref(&dbl),
+                &[&[Some("1.5")], &[Some("0.25")]],
+            ),
+            rows(std::slice::from_ref(&dbl), &[&[Some("1.5")]]),
+        ],
+    )
+    .unwrap();
     assert_eq!(texts(&exact), vec![vec![s("1.75")]]);
-    let inexact = merge(&distinct, vec![rows(&[dbl.clone()], &[&[Some("0.1")]]), rows(&[dbl], &[&[Some("0.2")]])]);
+    let inexact = merge(
+        &distinct,
+        vec![
+            rows(std::slice::from_ref(&dbl), &[&[Some("0.1")]]),
+            rows(&[dbl], &[&[Some("0.2")]]),
+        ],
+    );
     assert!(matches!(inexact, Err(MergeError::Unsupported(_))));
 }
 
 #[test]
 fn bad_inputs_are_errors_not_panics() {
-    let spec = MergeSpec { visible_columns: 1, order_by: vec![OrderKey { column: 3, descending: false }], ..Default::default() };
+    let spec = MergeSpec {
+        visible_columns: 1,
+        order_by: vec![OrderKey {
+            column: 3,
+            descending: false,
+        }],
+        ..Default::default()
+    };
     assert!(matches!(merge(&spec, vec![]), Err(MergeError::Invalid(_))));
     let cols = [int("a")];
-    assert!(matches!(merge(&spec, vec![rows(&cols, &[&[Some("1")]])]), Err(MergeError::Invalid(_))));
-    let spec = MergeSpec { visible_columns: 1, order_by: vec![OrderKey { column: 0, descending: false }], ..Default::default() };
-    assert!(matches!(merge(&spec, vec![rows(&cols, &[&[Some("x")]])]), Err(MergeError::Invalid(_))));
-    let ragged = Rows { columns: cols.to_vec(), rows: vec![vec![]] };
-    assert!(matches!(merge(&spec, vec![ragged]), Err(MergeError::Invalid(_))));
+    assert!(matches!(
+        merge(&spec, vec![rows(&cols, &[&[Some("1")]])]),
+        Err(MergeError::Invalid(_))
+    ));
+    let spec = MergeSpec {
+        visible_columns: 1,
+        order_by: vec![OrderKey {
+            column: 0,
+            descending: false,
+        }],
+        ..Default::default()
+    };
+    assert!(matches!(
+        merge(&spec, vec![rows(&cols, &[&[Some("x")]])]),
+        Err(MergeError::Invalid(_))
+    ));
+    let ragged = Rows {
+        columns: cols.to_vec(),
+        rows: vec![vec![]],
+    };
+    assert!(matches!(
+        merge(&spec, vec![ragged]),
+        Err(MergeError::Invalid(_))
+    ));
     let two = rows(&[int("a"), int("b")], &[]);
-    assert!(matches!(merge(&spec, vec![rows(&cols, &[]), two]), Err(MergeError::Invalid(_))));
+    assert!(matches!(
+        merge(&spec, vec![rows(&cols, &[]), two]),
+        Err(MergeError::Invalid(_))
+    ));
 }

@@ -23,7 +23,9 @@ pub(crate) const GROUP_FLAG: u16 = 0x8000;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Kind {
     /// Integer types and YEAR; `unsigned` from the UNSIGNED flag.
-    Int { unsigned: bool },
+    Int {
+        unsigned: bool,
+    },
     Decimal,
     Double,
     /// DATE, DATETIME, TIMESTAMP: fixed-width text that compares bytewise.
@@ -51,14 +53,25 @@ pub(crate) fn column_kind(spec: &ColumnSpec, declared: Option<u16>) -> Result<Ki
         | MYSQL_TYPE_INT24 | MYSQL_TYPE_YEAR => Kind::Int { unsigned },
         MYSQL_TYPE_DECIMAL | MYSQL_TYPE_NEWDECIMAL => Kind::Decimal,
         MYSQL_TYPE_FLOAT | MYSQL_TYPE_DOUBLE => Kind::Double,
-        MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE | MYSQL_TYPE_DATETIME | MYSQL_TYPE_DATETIME2
-        | MYSQL_TYPE_TIMESTAMP | MYSQL_TYPE_TIMESTAMP2 => Kind::Temporal,
+        MYSQL_TYPE_DATE
+        | MYSQL_TYPE_NEWDATE
+        | MYSQL_TYPE_DATETIME
+        | MYSQL_TYPE_DATETIME2
+        | MYSQL_TYPE_TIMESTAMP
+        | MYSQL_TYPE_TIMESTAMP2 => Kind::Temporal,
         MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2 => Kind::Time,
         MYSQL_TYPE_BIT => Kind::Bytes,
         MYSQL_TYPE_NULL => Kind::Null,
-        MYSQL_TYPE_VARCHAR | MYSQL_TYPE_VAR_STRING | MYSQL_TYPE_STRING | MYSQL_TYPE_BLOB
-        | MYSQL_TYPE_TINY_BLOB | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB
-        | MYSQL_TYPE_JSON | MYSQL_TYPE_ENUM | MYSQL_TYPE_SET => {
+        MYSQL_TYPE_VARCHAR
+        | MYSQL_TYPE_VAR_STRING
+        | MYSQL_TYPE_STRING
+        | MYSQL_TYPE_BLOB
+        | MYSQL_TYPE_TINY_BLOB
+        | MYSQL_TYPE_MEDIUM_BLOB
+        | MYSQL_TYPE_LONG_BLOB
+        | MYSQL_TYPE_JSON
+        | MYSQL_TYPE_ENUM
+        | MYSQL_TYPE_SET => {
             if spec.flags & (ENUM_FLAG | SET_FLAG) != 0
                 || matches!(spec.column_type, MYSQL_TYPE_ENUM | MYSQL_TYPE_SET)
             {
@@ -227,7 +240,9 @@ pub(crate) fn key_of(kind: Kind, value: Option<&[u8]>, column: &str) -> Result<K
     };
     Ok(match kind {
         Kind::Int { .. } => Key::Int(parse_int(value).ok_or_else(|| bad("an integer"))?),
-        Kind::Decimal => Key::Dec(Decimal::parse(value).ok_or_else(|| bad("a decimal of at most 38 digits"))?),
+        Kind::Decimal => {
+            Key::Dec(Decimal::parse(value).ok_or_else(|| bad("a decimal of at most 38 digits"))?)
+        }
         Kind::Double => Key::Double(parse_double(value).ok_or_else(|| bad("a number"))?),
         Kind::Temporal | Kind::Bytes => Key::Bytes(value.to_vec()),
         Kind::Time => Key::Time(parse_time(value).ok_or_else(|| bad("a TIME"))?),
