@@ -99,7 +99,15 @@ pub(crate) struct Shared {
     pub server_version: String,
     pub metrics: Arc<Metrics>,
     pub buffers: Arc<buffer::Buffers>,
+    pub schema: Arc<schema::SchemaTracker>,
+    pub sequences: sequence::Sequences,
+    pub plans: plan::PlanCache,
 }
+
+/// How often the gate re-reads every keyspace's table schemas.
+const SCHEMA_REFRESH: Duration = Duration::from_secs(30);
+/// The plan cache's bound on the statement text it keeps (bytes).
+const PLAN_CACHE_BYTES: usize = 16 << 20;
 
 pub struct Gate {
     mysql_addr: SocketAddr,
@@ -167,8 +175,16 @@ impl Gate {
             server_version: SERVER_VERSION.to_string(),
             metrics: metrics.clone(),
             buffers: buffers.clone(),
+            schema: Arc::new(schema::SchemaTracker::new()),
+            sequences: sequence::Sequences::new(),
+            plans: plan::PlanCache::new(PLAN_CACHE_BYTES),
         });
+        let schema_task =
+            shared
+                .schema
+                .spawn_refresher(routing.clone(), SCHEMA_REFRESH, stop_rx.clone());
         let tasks = vec![
+            schema_task,
             tokio::spawn(topology::run_watcher(
                 watcher,
                 cfg.health_interval,

@@ -20,6 +20,8 @@ use tessera_wire::{
 };
 use tokio::net::TcpStream;
 
+mod sharded;
+
 use crate::Shared;
 use crate::buffer::{FAST_REFRESH, FailedPrimary};
 use crate::counted::Counted;
@@ -78,6 +80,8 @@ struct PreparedStmt {
     param_types: Vec<u8>,
     /// COM_STMT_SEND_LONG_DATA chunks waiting for the next execute.
     long_data: Vec<(u16, Vec<u8>)>,
+    /// The plan of a statement prepared for a sharded keyspace.
+    plan: Option<Arc<crate::plan::Plan>>,
 }
 
 /// What a command sends to the backend.
@@ -155,6 +159,12 @@ pub(crate) struct Session {
     /// AUTOCOMMIT / IN_TRANS as last reported by a backend.
     status: StatusFlags,
     exec_buf: Vec<u8>,
+    /// The shard (and tablet type) the next checkout uses instead of the
+    /// session's target: set by the sharded path around each shard's part.
+    route_override: Option<(Arc<str>, Arc<str>, TabletType)>,
+    /// A transaction opened on a sharded keyspace: every shard a statement
+    /// reaches joins it (BEGIN is sent there first).
+    sharded_tx: bool,
 }
 
 /// Serves one accepted client connection until it ends.
@@ -210,6 +220,8 @@ pub(crate) async fn serve(
         last_insert_id: 0,
         status: StatusFlags::SERVER_STATUS_AUTOCOMMIT,
         exec_buf: Vec::with_capacity(256),
+        route_override: None,
+        sharded_tx: false,
     };
     session.set_handshake_target(&hs);
     session.run().await;
@@ -325,12 +337,16 @@ impl Session {
                 }
                 COM_FIELD_LIST => {
                     self.shared.metrics.command(CommandKind::FieldList);
-                    self.forward(
-                        Request::FieldList(&payload[1..]),
-                        Flags::default(),
-                        StatementKind::Other,
-                    )
-                    .await
+                    self.route_override = self.sharded_any_shard();
+                    let result = self
+                        .forward(
+                            Request::FieldList(&payload[1..]),
+                            Flags::default(),
+                            StatementKind::Other,
+                        )
+                        .await;
+                    self.route_override = None;
+                    result
                 }
                 COM_CHANGE_USER => {
                     self.shared.metrics.command(CommandKind::ChangeUser);
@@ -357,7 +373,7 @@ impl Session {
     fn client_status(&self) -> StatusFlags {
         let mut status = self.status
             & (StatusFlags::SERVER_STATUS_AUTOCOMMIT | StatusFlags::SERVER_STATUS_IN_TRANS);
-        if self.pinned.iter().any(|p| p.in_tx) {
+        if self.sharded_tx || self.pinned.iter().any(|p| p.in_tx) {
             status |= StatusFlags::SERVER_STATUS_IN_TRANS;
         } else {
             status -= StatusFlags::SERVER_STATUS_IN_TRANS;
@@ -477,6 +493,9 @@ impl Session {
             StatementKind::ShowDatabases if !multi => return self.show_databases().await,
             _ => {}
         }
+        if self.is_sharded_session() {
+            return self.sharded_query(&sql, payload, classified).await;
+        }
         if multi
             && tessera_sql::split_statements(&sql)
                 .iter()
@@ -527,6 +546,26 @@ impl Session {
     async fn com_stmt_prepare(&mut self, payload: &Bytes) -> Result<(), End> {
         let sql: Arc<str> = Arc::from(String::from_utf8_lossy(&payload[1..]).as_ref());
         let classified = tessera_sql::classify(&sql);
+        let mut plan = None;
+        if self.is_sharded_session() {
+            match self.sharded_prepare_plan(&sql) {
+                Ok(p) => plan = Some(p),
+                Err(e) => return self.send_error(e.code, e.sqlstate, &e.message).await,
+            }
+            // Any shard can describe the statement: they share one schema.
+            self.route_override = self.sharded_any_shard();
+        }
+        let result = self.prepare_with_plan(sql, classified, plan).await;
+        self.route_override = None;
+        result
+    }
+
+    async fn prepare_with_plan(
+        &mut self,
+        sql: Arc<str>,
+        classified: tessera_sql::Classified,
+        plan: Option<Arc<crate::plan::Plan>>,
+    ) -> Result<(), End> {
         let mut buffering = BufferState::default();
         let mut slot = match self.checkout(&mut buffering).await {
             Ok(slot) => slot,
@@ -552,6 +591,7 @@ impl Session {
                             kind: classified.kind,
                             param_types: Vec::new(),
                             long_data: Vec::new(),
+                            plan,
                         },
                     );
                     tessera_wire::write_prepare_ok(&mut self.client, self.caps, id, &prepared);
@@ -590,9 +630,13 @@ impl Session {
             return self.send_gate_error(1243, "HY000", &message).await;
         };
         let (flags, kind) = (stmt.flags, stmt.kind);
-        let result = self
-            .forward(Request::Execute { stmt_id, body }, flags, kind)
-            .await;
+        let result = match stmt.plan.clone() {
+            Some(plan) => self.sharded_execute(stmt_id, body, plan).await,
+            None => {
+                self.forward(Request::Execute { stmt_id, body }, flags, kind)
+                    .await
+            }
+        };
         // Long data belongs to one execution, as on a server.
         if let Some(stmt) = self.stmts.get_mut(&stmt_id) {
             stmt.long_data.clear();
@@ -672,6 +716,7 @@ impl Session {
             pinned.lease.discard();
         }
         self.stmts.clear();
+        self.sharded_tx = false;
         self.last_insert_id = 0;
         self.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT;
     }
@@ -705,7 +750,20 @@ impl Session {
                 {
                     Choice::Fail(RouteError::UnknownDatabase(db.clone()), None)
                 } else {
-                    match table.shard_for(self.target.as_ref()) {
+                    let destination = match &self.route_override {
+                        Some((keyspace, shard, ty)) => table
+                            .keyspaces
+                            .get(&**keyspace)
+                            .and_then(|k| k.shards.get(&**shard))
+                            .map(|s| (s, *ty))
+                            .ok_or_else(|| {
+                                RouteError::NoTablet(format!(
+                                    "shard {keyspace}/{shard} is not in the topology"
+                                ))
+                            }),
+                        None => table.shard_for(self.target.as_ref()),
+                    };
+                    match destination {
                         Err(e) => Choice::Fail(e, None),
                         Ok((shard, ty)) => {
                             let pinned = self.pinned.iter().position(|p| {

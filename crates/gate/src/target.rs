@@ -35,7 +35,8 @@ impl Target {
             }
             None => (text, TabletType::Primary),
         };
-        let (keyspace, shard) = match rest.split_once(':') {
+        // `ks:shard`, or `ks/shard` as Vitess's tutorial writes it.
+        let (keyspace, shard) = match rest.split_once([':', '/']) {
             Some((ks, shard)) => {
                 if shard.is_empty() {
                     return Err(format!("bad target {text:?}: empty shard"));

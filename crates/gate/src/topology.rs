@@ -12,10 +12,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use serde::Serialize;
 use tessera_tablet::api::AgentClient;
-use tessera_topo::{Keyspace, Shard, Tablet, TabletAlias, TabletType, Topo, TopoResult};
+use tessera_topo::{KeyRange, Keyspace, Shard, Tablet, TabletAlias, TabletType, Topo, TopoResult};
 
 use crate::buffer::{Buffers, FAST_REFRESH};
 use crate::metrics::Metrics;
+use crate::plan::vschema::KeyspaceVSchema;
 use crate::pool::{PoolSettings, TabletPool};
 use crate::target::Target;
 
@@ -84,6 +85,8 @@ pub struct ShardRoute {
 pub struct KeyspaceRoute {
     pub keyspace: Keyspace,
     pub shards: BTreeMap<String, ShardRoute>,
+    /// What the planner knows of the keyspace: VSchema and key ranges.
+    pub vschema: Arc<KeyspaceVSchema>,
 }
 
 /// One immutable snapshot of where everything is.
@@ -96,6 +99,9 @@ pub struct RoutingTable {
     pub built_ms: u64,
     /// The last topology read error, while the store is unreachable.
     pub store_error: Option<String>,
+    /// Changes whenever any keyspace's VSchema or shard list changed:
+    /// cached plans of an older epoch are stale.
+    pub vschema_epoch: u64,
 }
 
 /// Why a statement could not be routed.
@@ -305,6 +311,8 @@ fn now_ms() -> u64 {
 /// The records a table is built from.
 struct Records {
     keyspaces: Vec<Keyspace>,
+    /// Each keyspace's VSchema JSON, if one was applied.
+    vschemas: HashMap<String, Option<String>>,
     shards: Vec<Shard>,
     tablets: Vec<Tablet>,
     read_ms: u64,
@@ -320,6 +328,8 @@ pub struct TopologyWatcher {
     pools: HashMap<TabletAlias, Arc<TabletPool>>,
     agents: HashMap<TabletAlias, (String, AgentClient)>,
     records: Option<Records>,
+    vschemas: HashMap<String, Arc<KeyspaceVSchema>>,
+    vschema_epoch: u64,
 }
 
 impl TopologyWatcher {
@@ -339,6 +349,8 @@ impl TopologyWatcher {
             pools: HashMap::new(),
             agents: HashMap::new(),
             records: None,
+            vschemas: HashMap::new(),
+            vschema_epoch: 0,
         }
     }
 
@@ -346,8 +358,10 @@ impl TopologyWatcher {
         let read_ms = now_ms();
         let keyspaces = self.topo.list_keyspaces().await?;
         let mut shards = Vec::new();
+        let mut vschemas = HashMap::new();
         for ks in &keyspaces {
             shards.extend(self.topo.list_shards(&ks.name).await?);
+            vschemas.insert(ks.name.clone(), self.topo.get_vschema(&ks.name).await?);
         }
         let mut tablets = self.topo.list_tablets(Some(&self.cell)).await?;
         // A primary in another cell is still where this cell's writes go.
@@ -361,6 +375,7 @@ impl TopologyWatcher {
         }
         Ok(Records {
             keyspaces,
+            vschemas,
             shards,
             tablets,
             read_ms,
@@ -508,17 +523,28 @@ impl TopologyWatcher {
             }
         }
 
+        self.rebuild_vschemas(&records);
         let mut keyspaces = BTreeMap::new();
         for ks in &records.keyspaces {
             let mut shards = BTreeMap::new();
             for shard in records.shards.iter().filter(|s| s.keyspace == ks.name) {
                 shards.insert(shard.name.clone(), build_shard(shard, &routes));
             }
+            let vschema = self.vschemas.get(&ks.name).cloned().unwrap_or_else(|| {
+                Arc::new(KeyspaceVSchema::build(
+                    &ks.name,
+                    ks.sharded,
+                    None,
+                    Vec::new(),
+                    &|_| None,
+                ))
+            });
             keyspaces.insert(
                 ks.name.clone(),
                 KeyspaceRoute {
                     keyspace: ks.clone(),
                     shards,
+                    vschema,
                 },
             );
         }
@@ -527,9 +553,87 @@ impl TopologyWatcher {
             topology_read_ms: records.read_ms,
             built_ms: now_ms(),
             store_error,
+            vschema_epoch: self.vschema_epoch,
         };
         self.records = Some(records);
         table
+    }
+}
+
+impl TopologyWatcher {
+    /// Rebuilds the planner's view of every keyspace whose VSchema text or
+    /// shard list changed since the last round (all of them when any
+    /// changed: a sequence may live in another keyspace).
+    fn rebuild_vschemas(&mut self, records: &Records) {
+        let shard_lists: HashMap<&str, Vec<(Arc<str>, KeyRange)>> = records
+            .keyspaces
+            .iter()
+            .map(|ks| {
+                let mut list: Vec<(Arc<str>, KeyRange)> = records
+                    .shards
+                    .iter()
+                    .filter(|s| s.keyspace == ks.name)
+                    .map(|s| (Arc::from(s.name.as_str()), s.key_range.clone()))
+                    .collect();
+                list.sort_by(|a, b| a.1.start.cmp(&b.1.start));
+                (ks.name.as_str(), list)
+            })
+            .collect();
+        let unchanged = self.vschemas.len() == records.keyspaces.len()
+            && records.keyspaces.iter().all(|ks| {
+                self.vschemas.get(&ks.name).is_some_and(|old| {
+                    old.source_json.as_deref()
+                        == records.vschemas.get(&ks.name).cloned().flatten().as_deref()
+                        && old.shards == shard_lists[ks.name.as_str()]
+                })
+            });
+        if unchanged {
+            return;
+        }
+        let parsed: HashMap<&str, tessera_topo::vschema::Keyspace> = records
+            .vschemas
+            .iter()
+            .filter_map(|(ks, json)| {
+                let json = json.as_deref()?;
+                Some((
+                    ks.as_str(),
+                    tessera_topo::vschema::Keyspace::from_json(json).ok()?,
+                ))
+            })
+            .collect();
+        let find_sequence = |name: &str| -> Option<(String, String)> {
+            let is_seq = |ks: &str, t: &str| {
+                parsed
+                    .get(ks)
+                    .and_then(|k| k.tables.get(t))
+                    .is_some_and(|t| t.table_type == tessera_topo::vschema::TableType::Sequence)
+            };
+            match name.split_once('.') {
+                Some((ks, t)) => is_seq(ks, t).then(|| (ks.to_string(), t.to_string())),
+                None => {
+                    let mut found = parsed.keys().filter(|ks| is_seq(ks, name));
+                    match (found.next(), found.next()) {
+                        (Some(ks), None) => Some((ks.to_string(), name.to_string())),
+                        _ => None,
+                    }
+                }
+            }
+        };
+        self.vschema_epoch += 1;
+        self.vschemas = records
+            .keyspaces
+            .iter()
+            .map(|ks| {
+                let built = KeyspaceVSchema::build(
+                    &ks.name,
+                    ks.sharded,
+                    records.vschemas.get(&ks.name).cloned().flatten().as_deref(),
+                    shard_lists[ks.name.as_str()].clone(),
+                    &find_sequence,
+                );
+                (ks.name.clone(), Arc::new(built))
+            })
+            .collect();
     }
 }
 
@@ -730,6 +834,13 @@ mod tests {
                     .into_iter()
                     .map(|s| (s.shard.name.clone(), s))
                     .collect(),
+                vschema: Arc::new(KeyspaceVSchema::build(
+                    "ks",
+                    sharded,
+                    None,
+                    Vec::new(),
+                    &|_| None,
+                )),
             },
         );
         RoutingTable {

@@ -1,3 +1,796 @@
 //! The planner for sharded keyspaces: resolves tables against the VSchema,
 //! decides which shards a statement needs, and what the gate must do with
 //! their answers.
+//!
+//! Statements for unsharded targets never come here: they are relayed as the
+//! client sent them. A plan keeps the client's text whenever the shards can
+//! run it unchanged, and rewrites only what a merge needs (aggregates split
+//! into partial ones, hidden ORDER BY columns, widened LIMIT).
+
+pub mod vschema;
+
+mod dml;
+mod select;
+mod text;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use sqlparser::ast::{ObjectName, ObjectNamePart, Statement};
+use sqlparser::dialect::MySqlDialect;
+use sqlparser::parser::{Parser, ParserOptions};
+
+use crate::merge::MergeSpec;
+use crate::topology::RoutingTable;
+use crate::vindex::{KeyspaceId, Vindex, VindexValue};
+pub use dml::{InsertPlan, InsertRow, RowValue};
+pub use text::{OwnedValue, interpolate};
+use vschema::{KeyspaceVSchema, TableInfo, TableKind};
+
+/// A planning failure, sent to the client as a MySQL error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanError {
+    pub code: u16,
+    pub sqlstate: &'static str,
+    pub message: String,
+}
+
+impl PlanError {
+    pub fn unsupported(what: impl fmt::Display) -> Self {
+        PlanError {
+            code: 1235,
+            sqlstate: "42000",
+            message: format!("This version of Tessera doesn't yet support '{what}'"),
+        }
+    }
+    pub fn syntax(message: impl Into<String>) -> Self {
+        PlanError {
+            code: 1064,
+            sqlstate: "42000",
+            message: message.into(),
+        }
+    }
+    pub fn no_table(keyspace: &str, table: &str) -> Self {
+        PlanError {
+            code: 1146,
+            sqlstate: "42S02",
+            message: format!("Table '{keyspace}.{table}' doesn't exist"),
+        }
+    }
+    pub fn other(message: impl Into<String>) -> Self {
+        PlanError {
+            code: 1105,
+            sqlstate: "HY000",
+            message: message.into(),
+        }
+    }
+}
+
+pub type PlanResult<T> = Result<T, PlanError>;
+
+/// A value that picks a shard: known when planned, or a prepared
+/// statement's parameter known at execution.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteValue {
+    Literal(OwnedValue),
+    Param(usize),
+}
+
+/// Which shards a statement goes to.
+#[derive(Clone)]
+pub enum Routing {
+    /// Every shard.
+    Scatter,
+    /// Any single shard: every shard has the same answer (reference tables,
+    /// statements without tables, metadata).
+    AnyShard,
+    /// The shards owning the keyspace ids of these primary-vindex values.
+    Vindex {
+        vindex: Arc<dyn Vindex>,
+        values: Vec<RouteValue>,
+    },
+    /// One named shard.
+    Shard(Arc<str>),
+}
+
+impl fmt::Debug for Routing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Routing::Scatter => f.write_str("Scatter"),
+            Routing::AnyShard => f.write_str("AnyShard"),
+            Routing::Vindex { vindex, values } => {
+                write!(f, "Vindex({} {:?})", vindex.name(), values)
+            }
+            Routing::Shard(s) => write!(f, "Shard({s})"),
+        }
+    }
+}
+
+/// A column of a scatter result named from its start, or from its end when
+/// a `*` before it makes the count unknown until the answer comes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnRef {
+    FromStart(usize),
+    FromEnd(usize),
+}
+
+/// What to do with the rows of several shards.
+#[derive(Debug, Clone)]
+pub struct MergeTemplate {
+    pub spec: MergeSpec,
+    /// Hidden columns appended to the shard query (dropped at the end).
+    pub hidden: usize,
+    /// Column references in `spec` that count from the end: resolved when
+    /// the column count is known.
+    pub from_end: Vec<ColumnSlot>,
+    /// The (table, column) shown by each select-list item (None for an
+    /// expression, and for `*`, whose columns count as `default_table`'s).
+    pub item_sources: Vec<Option<(String, String)>>,
+    pub hidden_sources: Vec<Option<(String, String)>>,
+    /// The only table of the query, for the columns of a `*`.
+    pub default_table: Option<String>,
+    /// Where the select list's first `*` is.
+    pub star_index: Option<usize>,
+}
+
+/// Where in a MergeSpec a from-end column index sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnSlot {
+    GroupBy(usize, usize),
+    Order(usize, usize),
+}
+
+impl MergeTemplate {
+    /// The (table, column) behind each of an answer's columns, as far as
+    /// the plan knows them.
+    pub fn column_sources(&self, names: &[&str]) -> Vec<Option<(String, String)>> {
+        let n = names.len();
+        let visible = n.saturating_sub(self.hidden);
+        // Items before a `*` keep their positions; the `*`'s columns are
+        // its table's, by name.
+        let before_star = self.star_index.unwrap_or(visible);
+        (0..n)
+            .map(|i| {
+                if i >= visible {
+                    return self.hidden_sources.get(i - visible).cloned().flatten();
+                }
+                if i < before_star {
+                    return self.item_sources.get(i).cloned().flatten();
+                }
+                self.default_table
+                    .as_ref()
+                    .map(|t| (t.clone(), names[i].to_ascii_lowercase()))
+            })
+            .collect()
+    }
+
+    /// The spec for an answer of `columns` columns.
+    pub fn resolve(&self, columns: usize) -> MergeSpec {
+        let mut spec = self.spec.clone();
+        spec.visible_columns = columns.saturating_sub(self.hidden);
+        for slot in &self.from_end {
+            match *slot {
+                ColumnSlot::GroupBy(i, k) => spec.group_by[i] = columns.saturating_sub(k),
+                ColumnSlot::Order(i, k) => spec.order_by[i].column = columns.saturating_sub(k),
+            }
+        }
+        spec
+    }
+}
+
+/// A statement for one keyspace's shards.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub keyspace: Arc<str>,
+    pub routing: Routing,
+    /// The text the shards run; None means the client's own.
+    pub sql: Option<String>,
+    /// How several shards' rows combine; None for DML and for plain
+    /// concatenation.
+    pub merge: Option<MergeTemplate>,
+    /// The statement changes data (its shards' answers are OK packets whose
+    /// affected rows add up).
+    pub write: bool,
+    /// A description of the route for VEXPLAIN.
+    pub note: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum Plan {
+    Route(Route),
+    Insert(InsertPlan),
+    /// DDL runs on every shard of the keyspace.
+    Ddl {
+        keyspace: Arc<str>,
+    },
+    Begin,
+    Commit,
+    Rollback,
+    ShowVSchemaTables {
+        keyspace: Arc<str>,
+    },
+    ShowVSchemaVindexes {
+        keyspace: Arc<str>,
+    },
+    /// `SELECT NEXT n VALUES FROM seq`.
+    SelectNext {
+        keyspace: Arc<str>,
+        table: String,
+        count: u64,
+    },
+    VExplain(Box<Plan>),
+}
+
+impl Plan {
+    /// What VEXPLAIN PLAN prints.
+    pub fn explain(&self) -> String {
+        match self {
+            Plan::Route(r) => format!(
+                "Route {} on keyspace {} ({}){}{}",
+                match &r.routing {
+                    Routing::Scatter => "Scatter".to_string(),
+                    Routing::AnyShard => "AnyShard".to_string(),
+                    Routing::Vindex { vindex, values } => format!(
+                        "{} by vindex {} ({}) on {} value(s)",
+                        if values.len() == 1 && vindex.is_unique() {
+                            "EqualUnique"
+                        } else {
+                            "IN"
+                        },
+                        vindex.name(),
+                        vindex.kind(),
+                        values.len()
+                    ),
+                    Routing::Shard(s) => format!("Shard {s}"),
+                },
+                r.keyspace,
+                r.note,
+                r.sql
+                    .as_ref()
+                    .map(|q| format!("\n  query: {q}"))
+                    .unwrap_or_default(),
+                r.merge
+                    .as_ref()
+                    .map(|m| format!("\n  merge in gate: {}", describe_merge(&m.spec)))
+                    .unwrap_or_default(),
+            ),
+            Plan::Insert(i) => format!(
+                "Insert into {}.{} split by vindex {}{}",
+                i.keyspace,
+                i.table,
+                i.vindex.as_ref().map_or("-", |v| v.name()),
+                i.sequence
+                    .as_ref()
+                    .map(|s| format!(
+                        ", column {} from sequence {}.{}",
+                        s.column, s.sequence_keyspace, s.sequence_table
+                    ))
+                    .unwrap_or_default()
+            ),
+            Plan::Ddl { keyspace } => format!("DDL on every shard of keyspace {keyspace}"),
+            Plan::Begin | Plan::Commit | Plan::Rollback => "Transaction control".to_string(),
+            Plan::ShowVSchemaTables { .. } | Plan::ShowVSchemaVindexes { .. } => {
+                "Answered by the gate from the VSchema".to_string()
+            }
+            Plan::SelectNext {
+                keyspace, table, ..
+            } => format!("Sequence {keyspace}.{table}"),
+            Plan::VExplain(p) => p.explain(),
+        }
+    }
+}
+
+fn describe_merge(spec: &MergeSpec) -> String {
+    let mut parts = Vec::new();
+    if spec.aggregate {
+        parts.push(format!(
+            "aggregate ({} aggregates, group by {:?})",
+            spec.aggregates.len(),
+            spec.group_by
+        ));
+    }
+    if spec.having.is_some() {
+        parts.push("having".to_string());
+    }
+    if spec.distinct {
+        parts.push("distinct".to_string());
+    }
+    if !spec.order_by.is_empty() {
+        parts.push(format!(
+            "order by {:?}",
+            spec.order_by
+                .iter()
+                .map(|k| (k.column, k.descending))
+                .collect::<Vec<_>>()
+        ));
+    }
+    if let Some(l) = spec.limit {
+        parts.push(format!("limit {l} offset {}", spec.offset));
+    }
+    if parts.is_empty() {
+        "concatenate".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// What the planner needs of the session and the topology.
+pub struct PlanContext<'a> {
+    pub routing: &'a RoutingTable,
+    /// The session's keyspace (`USE ks`), when it has one.
+    pub keyspace: Option<&'a str>,
+}
+
+/// A table of the statement, resolved.
+#[derive(Clone)]
+pub struct ResolvedTable {
+    pub keyspace: Arc<KeyspaceVSchema>,
+    /// The VSchema entry; None for a table of an unsharded keyspace the
+    /// VSchema does not list, or a system schema.
+    pub info: Option<TableInfo>,
+    pub name: String,
+    /// The name the statement refers to it by (alias or table name).
+    pub refname: String,
+    /// information_schema, mysql, performance_schema, sys: answered by any shard.
+    pub system: bool,
+}
+
+impl ResolvedTable {
+    fn kind(&self) -> TableKindRef {
+        if self.system {
+            return TableKindRef::Reference;
+        }
+        if !self.keyspace.sharded {
+            return TableKindRef::Unsharded;
+        }
+        match self.info.as_ref().map(|i| &i.kind) {
+            Some(TableKind::Reference { .. }) => TableKindRef::Reference,
+            Some(TableKind::Sequence) | Some(TableKind::Unsharded) => TableKindRef::Unsharded,
+            _ => TableKindRef::Sharded,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TableKindRef {
+    Sharded,
+    Reference,
+    Unsharded,
+}
+
+const SYSTEM_SCHEMAS: &[&str] = &["information_schema", "mysql", "performance_schema", "sys"];
+
+impl PlanContext<'_> {
+    fn keyspace(&self, name: &str) -> PlanResult<Arc<KeyspaceVSchema>> {
+        self.routing
+            .keyspaces
+            .get(name)
+            .map(|k| k.vschema.clone())
+            .ok_or_else(|| PlanError {
+                code: 1049,
+                sqlstate: "42000",
+                message: format!("Unknown database '{name}'"),
+            })
+    }
+
+    /// The keyspace for statements that name no table.
+    fn default_keyspace(&self) -> PlanResult<Arc<KeyspaceVSchema>> {
+        match self.keyspace {
+            Some(ks) => self.keyspace(ks),
+            None => self
+                .routing
+                .default_keyspace()
+                .or_else(|| self.routing.keyspaces.values().next())
+                .map(|k| k.vschema.clone())
+                .ok_or(PlanError {
+                    code: 1046,
+                    sqlstate: "3D000",
+                    message: "No database selected".to_string(),
+                }),
+        }
+    }
+
+    /// Resolves a table name as written (`t` or `ks.t`).
+    pub fn resolve(&self, name: &ObjectName, refname: Option<String>) -> PlanResult<ResolvedTable> {
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .map(|p| match p {
+                ObjectNamePart::Identifier(i) => Ok(i.value.clone()),
+                other => Err(PlanError::unsupported(format!("table name {other}"))),
+            })
+            .collect::<PlanResult<_>>()?;
+        let (qualifier, table) = match parts.as_slice() {
+            [t] => (None, t.clone()),
+            [ks, t] => (Some(ks.clone()), t.clone()),
+            _ => return Err(PlanError::unsupported(format!("table name {name}"))),
+        };
+        let refname = refname.unwrap_or_else(|| table.clone());
+        if let Some(q) = &qualifier
+            && SYSTEM_SCHEMAS.contains(&q.to_ascii_lowercase().as_str())
+        {
+            return Ok(ResolvedTable {
+                keyspace: self.default_keyspace()?,
+                info: None,
+                name: table,
+                refname,
+                system: true,
+            });
+        }
+        let keyspace = match (&qualifier, self.keyspace) {
+            (Some(q), _) => {
+                // `ks/-80.t` style shard qualifiers are not table names.
+                let ks = q.split([':', '/', '@']).next().unwrap_or(q);
+                self.keyspace(ks)?
+            }
+            (None, Some(ks)) => self.keyspace(ks)?,
+            (None, None) => self.find_table_keyspace(&table)?,
+        };
+        if let Some(e) = &keyspace.error {
+            return Err(PlanError::other(e.clone()));
+        }
+        let info = keyspace.tables.get(&table).cloned();
+        if keyspace.sharded && info.is_none() {
+            return Err(PlanError {
+                code: 1146,
+                sqlstate: "42S02",
+                message: format!(
+                    "Table '{}.{table}' doesn't exist: the VSchema of sharded keyspace '{}' has no table '{table}'",
+                    keyspace.name, keyspace.name
+                ),
+            });
+        }
+        Ok(ResolvedTable {
+            keyspace,
+            info,
+            name: table,
+            refname,
+            system: false,
+        })
+    }
+
+    /// The keyspace of a table named without one, for a session without a
+    /// keyspace: the one keyspace whose VSchema lists it, else the default
+    /// unsharded keyspace.
+    fn find_table_keyspace(&self, table: &str) -> PlanResult<Arc<KeyspaceVSchema>> {
+        let mut found = self.routing.keyspaces.values().filter(|k| {
+            !k.vschema.require_explicit_routing && k.vschema.tables.contains_key(table)
+        });
+        match (found.next(), found.next()) {
+            (Some(only), None) => Ok(only.vschema.clone()),
+            (Some(a), Some(b)) => Err(PlanError {
+                code: 1105,
+                sqlstate: "HY000",
+                message: format!(
+                    "ambiguous table reference: '{table}' is in keyspaces '{}' and '{}'; qualify it or USE one",
+                    a.keyspace.name, b.keyspace.name
+                ),
+            }),
+            (None, _) => match self.routing.default_keyspace() {
+                Some(k) if !k.vschema.sharded => Ok(k.vschema.clone()),
+                _ => Err(PlanError {
+                    code: 1146,
+                    sqlstate: "42S02",
+                    message: format!("Table '{table}' doesn't exist in any keyspace's VSchema"),
+                }),
+            },
+        }
+    }
+}
+
+/// Parses one statement the way the planner needs it: string literals kept
+/// as written, so re-printed SQL means exactly what the client sent.
+pub fn parse(sql: &str) -> PlanResult<Statement> {
+    let dialect = MySqlDialect {};
+    let mut statements = Parser::new(&dialect)
+        .with_options(ParserOptions::new().with_unescape(false))
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_statements())
+        .map_err(|e| {
+            PlanError::syntax(format!(
+                "You have an error in your SQL syntax; {}",
+                e.to_string().trim_start_matches("sql parser error: ")
+            ))
+        })?;
+    match statements.len() {
+        1 => Ok(statements.pop().expect("one statement")),
+        0 => Err(PlanError {
+            code: 1065,
+            sqlstate: "42000",
+            message: "Query was empty".to_string(),
+        }),
+        _ => Err(PlanError::unsupported(
+            "several statements in one query on a sharded keyspace",
+        )),
+    }
+}
+
+/// Plans one statement (text or prepared: prepared ones carry `?`).
+pub fn plan(ctx: &PlanContext<'_>, sql: &str) -> PlanResult<Plan> {
+    let trimmed = text::strip_leading_comments(sql);
+    if let Some(rest) = text::strip_keyword(trimmed, "vexplain") {
+        let rest = text::strip_keyword(rest, "plan")
+            .or_else(|| text::strip_keyword(rest, "all"))
+            .or_else(|| text::strip_keyword(rest, "queries"))
+            .unwrap_or(rest);
+        return Ok(Plan::VExplain(Box::new(plan(ctx, rest)?)));
+    }
+    if let Some(rest) = text::strip_keyword(trimmed, "show")
+        && let Some(rest) = text::strip_keyword(rest, "vschema")
+    {
+        let keyspace: Arc<str> = Arc::from(ctx.default_keyspace()?.name.as_str());
+        let rest = rest.trim().trim_end_matches(';').trim();
+        return if rest.eq_ignore_ascii_case("tables") {
+            Ok(Plan::ShowVSchemaTables { keyspace })
+        } else if rest.eq_ignore_ascii_case("vindexes") {
+            Ok(Plan::ShowVSchemaVindexes { keyspace })
+        } else {
+            Err(PlanError::unsupported(format!("SHOW VSCHEMA {rest}")))
+        };
+    }
+    if let Some((table, count)) = crate::sequence::parse_select_next(trimmed) {
+        let name = ObjectName::from(
+            table
+                .split('.')
+                .map(sqlparser::ast::Ident::new)
+                .collect::<Vec<_>>(),
+        );
+        let resolved = ctx.resolve(&name, None)?;
+        if !matches!(
+            resolved.info.as_ref().map(|i| &i.kind),
+            Some(TableKind::Sequence)
+        ) {
+            return Err(PlanError::other(format!(
+                "'{table}' is not a sequence table of the VSchema"
+            )));
+        }
+        return Ok(Plan::SelectNext {
+            keyspace: Arc::from(resolved.keyspace.name.as_str()),
+            table: resolved.name,
+            count,
+        });
+    }
+    let mut statement = parse(sql)?;
+    let params = number_params(&mut statement);
+    // With parameters, the shards get the printed statement, whose
+    // placeholders carry their numbers, with the values filled in.
+    let printed = (params > 0).then(|| statement.to_string());
+    let mut planned = plan_statement(ctx, sql, statement)?;
+    if let (Some(printed), Plan::Route(route)) = (printed, &mut planned)
+        && route.sql.is_none()
+    {
+        route.sql = Some(printed);
+    }
+    Ok(planned)
+}
+
+/// Renames each `?` to a numbered mark (in text order), so printed SQL can
+/// be filled with the values of an execution. Returns how many there are.
+fn number_params(statement: &mut Statement) -> usize {
+    use sqlparser::ast::{Expr, Value, visit_expressions, visit_expressions_mut};
+    use std::ops::ControlFlow;
+    let mut starts = Vec::new();
+    let _ = visit_expressions(&*statement, |e| {
+        if let Expr::Value(v) = e
+            && matches!(v.value, Value::Placeholder(_))
+        {
+            starts.push((v.span.start.line, v.span.start.column));
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    let mut order: Vec<usize> = (0..starts.len()).collect();
+    order.sort_by_key(|&i| starts[i]);
+    let mut rank = vec![0; starts.len()];
+    for (r, &i) in order.iter().enumerate() {
+        rank[i] = r;
+    }
+    let mut seen = 0;
+    let _ = visit_expressions_mut(statement, |e| {
+        if let Expr::Value(v) = e
+            && let Value::Placeholder(p) = &mut v.value
+        {
+            *p = format!("{}{}{}", text::PARAM_MARK, rank[seen], text::PARAM_END);
+            seen += 1;
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    starts.len()
+}
+
+fn plan_statement(ctx: &PlanContext<'_>, sql: &str, statement: Statement) -> PlanResult<Plan> {
+    match statement {
+        Statement::Query(query) => select::plan_query(ctx, sql, *query),
+        Statement::Insert(insert) => dml::plan_insert(ctx, sql, insert),
+        Statement::Update(update) => dml::plan_update(ctx, update),
+        Statement::Delete(delete) => dml::plan_delete(ctx, delete),
+        Statement::StartTransaction { .. } => Ok(Plan::Begin),
+        Statement::Commit { chain: false, .. } => Ok(Plan::Commit),
+        Statement::Rollback {
+            chain: false,
+            savepoint: None,
+        } => Ok(Plan::Rollback),
+        Statement::CreateTable(ref c) => ddl(ctx, &c.name),
+        Statement::AlterTable(ref a) => ddl(ctx, &a.name),
+        Statement::CreateIndex(ref c) => ddl(ctx, &c.table_name),
+        Statement::Drop { ref names, .. } => match names.first() {
+            Some(n) => ddl(ctx, n),
+            None => Err(PlanError::unsupported("DROP without a name")),
+        },
+        Statement::Truncate(ref t) => match t.table_names.first() {
+            Some(n) => ddl(ctx, &n.name),
+            None => Err(PlanError::unsupported("TRUNCATE without a table")),
+        },
+        Statement::RenameTable(ref r) => match r.first() {
+            Some(r) => ddl(ctx, &r.old_name),
+            None => Err(PlanError::unsupported("RENAME TABLE without a table")),
+        },
+        Statement::ShowTables { .. }
+        | Statement::ShowColumns { .. }
+        | Statement::ShowCreate { .. }
+        | Statement::ExplainTable { .. }
+        | Statement::ShowVariables { .. }
+        | Statement::ShowStatus { .. }
+        | Statement::ShowCollation { .. }
+        | Statement::ShowCharset(..) => Ok(Plan::Route(Route {
+            keyspace: Arc::from(ctx.default_keyspace()?.name.as_str()),
+            routing: Routing::AnyShard,
+            sql: None,
+            merge: None,
+            write: false,
+            note: "metadata from one shard".to_string(),
+        })),
+        Statement::Set(_) => Err(PlanError::unsupported(
+            "SET on a sharded keyspace (session variables are not carried to every shard yet)",
+        )),
+        other => Err(PlanError::unsupported(format!(
+            "{} on a sharded keyspace",
+            statement_name(&other)
+        ))),
+    }
+}
+
+fn statement_name(statement: &Statement) -> String {
+    let text = statement.to_string();
+    text.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_ascii_uppercase()
+}
+
+fn ddl(ctx: &PlanContext<'_>, name: &ObjectName) -> PlanResult<Plan> {
+    let keyspace = match name.0.as_slice() {
+        [ObjectNamePart::Identifier(ks), _] => ctx.keyspace(&ks.value)?,
+        _ => ctx.default_keyspace()?,
+    };
+    Ok(Plan::Ddl {
+        keyspace: Arc::from(keyspace.name.as_str()),
+    })
+}
+
+/// Computes the shards a routing needs, given the values of a prepared
+/// statement's parameters (empty for text statements).
+pub fn shards_for(
+    keyspace: &KeyspaceVSchema,
+    routing: &Routing,
+    params: &[OwnedValue],
+) -> PlanResult<Vec<Arc<str>>> {
+    match routing {
+        Routing::Scatter => Ok(keyspace.shards.iter().map(|(n, _)| n.clone()).collect()),
+        Routing::AnyShard => keyspace
+            .shards
+            .first()
+            .map(|(n, _)| vec![n.clone()])
+            .ok_or_else(|| PlanError::other(format!("keyspace '{}' has no shards", keyspace.name))),
+        Routing::Shard(s) => Ok(vec![s.clone()]),
+        Routing::Vindex { vindex, values } => {
+            let mut out: Vec<Arc<str>> = Vec::new();
+            for v in values {
+                let value = match v {
+                    RouteValue::Literal(l) => l,
+                    RouteValue::Param(i) => params.get(*i).ok_or_else(|| {
+                        PlanError::other(format!("parameter {} was not bound", i + 1))
+                    })?,
+                };
+                let Some(ksid) = map_value(vindex.as_ref(), value, false)? else {
+                    continue;
+                };
+                if let Some(shard) = keyspace.shard_for(&ksid)
+                    && !out.contains(shard)
+                {
+                    out.push(shard.clone());
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// A value's keyspace id. For reads a value the vindex cannot map matches
+/// no row (None); for writes it is an error.
+pub fn map_value(
+    vindex: &dyn Vindex,
+    value: &OwnedValue,
+    for_write: bool,
+) -> PlanResult<Option<KeyspaceId>> {
+    let v = value.as_vindex_value();
+    match vindex.map(&v) {
+        Ok(Some(k)) => Ok(Some(k)),
+        Ok(None) if for_write => Err(PlanError::other(format!(
+            "could not map {v} to a keyspace id with vindex '{}'",
+            vindex.name()
+        ))),
+        Ok(None) => Ok(None),
+        Err(crate::vindex::VindexError::InvalidValue { .. }) if !for_write => Ok(None),
+        Err(e) => Err(PlanError::other(e.to_string())),
+    }
+}
+
+impl OwnedValue {
+    fn as_vindex_value(&self) -> VindexValue<'_> {
+        match self {
+            OwnedValue::Null => VindexValue::Null,
+            OwnedValue::Int(i) => VindexValue::Int(*i),
+            OwnedValue::UInt(u) => VindexValue::UInt(*u),
+            OwnedValue::Bytes(b) | OwnedValue::Decimal(b) => VindexValue::Bytes(b),
+        }
+    }
+}
+
+/// Plans cached by statement text, within a bound on their number and
+/// total text size.
+pub struct PlanCache {
+    inner: Mutex<CacheInner>,
+    max_bytes: usize,
+}
+
+/// A session keyspace and statement text.
+type CacheKey = (Option<Arc<str>>, Arc<str>);
+
+#[derive(Default)]
+struct CacheInner {
+    plans: HashMap<CacheKey, (u64, Arc<Plan>)>,
+    bytes: usize,
+}
+
+impl PlanCache {
+    pub fn new(max_bytes: usize) -> Self {
+        PlanCache {
+            inner: Mutex::new(CacheInner::default()),
+            max_bytes,
+        }
+    }
+
+    /// The plan cached for `sql` in a session of `keyspace`, if it was made
+    /// with the VSchema of `epoch`.
+    pub fn get(&self, keyspace: Option<&Arc<str>>, sql: &str, epoch: u64) -> Option<Arc<Plan>> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match inner.plans.get(&(keyspace.cloned(), Arc::from(sql))) {
+            Some((e, plan)) if *e == epoch => Some(plan.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn insert(&self, keyspace: Option<&Arc<str>>, sql: &str, epoch: u64, plan: Arc<Plan>) {
+        let cost = sql.len() * 2 + 512;
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.bytes + cost > self.max_bytes {
+            // Dropping everything is crude but bounded, and a hot working
+            // set refills in a moment.
+            inner.plans.clear();
+            inner.bytes = 0;
+        }
+        inner.bytes += cost;
+        inner
+            .plans
+            .insert((keyspace.cloned(), Arc::from(sql)), (epoch, plan));
+    }
+
+    /// Forgets every plan (a VSchema or shard list changed).
+    pub fn clear(&self) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.plans.clear();
+        inner.bytes = 0;
+    }
+}

@@ -1,0 +1,1425 @@
+//! Planning of SELECT and UNION on sharded keyspaces: which tables, whether
+//! they can run together on each shard (co-located by vindex, reference
+//! tables), which shards, and the shard query plus merge for a scatter.
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use sqlparser::ast::{
+    BinaryOperator, Distinct, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr,
+    Ident, JoinConstraint, JoinOperator, LimitClause, ObjectName, OrderByKind, Query, Select,
+    SelectItem, SetExpr, SetOperator, SetQuantifier, Spanned, TableFactor, visit_expressions,
+    visit_relations,
+};
+
+use super::text::{self, OwnedValue};
+use super::{
+    ColumnRef, ColumnSlot, MergeTemplate, Plan, PlanContext, PlanError, PlanResult, ResolvedTable,
+    Route, RouteValue, Routing, TableKindRef,
+};
+use crate::merge::{Aggregate, AggregateKind, MergeSpec, OrderKey};
+
+/// Aggregate functions the merge can combine.
+const MERGEABLE: &[&str] = &["count", "sum", "min", "max", "avg"];
+/// Aggregate (and window) functions a scatter cannot combine.
+const UNMERGEABLE: &[&str] = &[
+    "group_concat",
+    "std",
+    "stddev",
+    "stddev_pop",
+    "stddev_samp",
+    "variance",
+    "var_pop",
+    "var_samp",
+    "bit_and",
+    "bit_or",
+    "bit_xor",
+    "json_arrayagg",
+    "json_objectagg",
+];
+
+pub(super) fn plan_query(ctx: &PlanContext<'_>, sql: &str, query: Query) -> PlanResult<Plan> {
+    let tables = collect_tables(ctx, &query)?;
+    let non_system: Vec<&ResolvedTable> = tables.iter().filter(|t| !t.system).collect();
+    let keyspaces: HashSet<&str> = non_system
+        .iter()
+        .map(|t| t.keyspace.name.as_str())
+        .collect();
+    if keyspaces.len() > 1 {
+        let mut names: Vec<&str> = keyspaces.into_iter().collect();
+        names.sort();
+        return Err(PlanError::unsupported(format!(
+            "a query across keyspaces ({})",
+            names.join(", ")
+        )));
+    }
+    let keyspace = match non_system.first() {
+        Some(t) => t.keyspace.clone(),
+        None => match tables.first() {
+            Some(t) => t.keyspace.clone(),
+            None => ctx.default_keyspace()?,
+        },
+    };
+    let ks_name: Arc<str> = Arc::from(keyspace.name.as_str());
+    if let Some(e) = &keyspace.error {
+        return Err(PlanError::other(e.clone()));
+    }
+    let route = |routing: Routing, note: &str| {
+        Plan::Route(Route {
+            keyspace: ks_name.clone(),
+            routing,
+            sql: None,
+            merge: None,
+            write: false,
+            note: note.to_string(),
+        })
+    };
+    if !keyspace.sharded {
+        return Ok(match keyspace.shards.first() {
+            Some((shard, _)) if keyspace.shards.len() == 1 => {
+                route(Routing::Shard(shard.clone()), "unsharded keyspace")
+            }
+            _ => route(Routing::AnyShard, "unsharded keyspace"),
+        });
+    }
+    let sharded: Vec<&ResolvedTable> = non_system
+        .iter()
+        .copied()
+        .filter(|t| t.kind() == TableKindRef::Sharded)
+        .collect();
+    if sharded.is_empty() {
+        return Ok(route(
+            Routing::AnyShard,
+            "reference tables or no tables: any one shard",
+        ));
+    }
+    if query.with.is_some() {
+        return Err(PlanError::unsupported(
+            "WITH (common table expressions) on sharded tables",
+        ));
+    }
+    if query.fetch.is_some() {
+        return Err(PlanError::unsupported("FETCH on sharded tables"));
+    }
+    match query.body.as_ref() {
+        SetExpr::Select(select) => plan_select(ctx, sql, &query, select, &ks_name),
+        SetExpr::SetOperation { .. } => plan_union(sql, &query, &ks_name, &tables),
+        SetExpr::Query(_) => Err(PlanError::unsupported(
+            "a parenthesized query on sharded tables",
+        )),
+        other => Err(PlanError::unsupported(format!("{other} on sharded tables"))),
+    }
+}
+
+/// Every table the query names, anywhere in it, resolved.
+fn collect_tables(ctx: &PlanContext<'_>, query: &Query) -> PlanResult<Vec<ResolvedTable>> {
+    let mut names: Vec<ObjectName> = Vec::new();
+    let _ = visit_relations(query, |name| {
+        names.push(name.clone());
+        ControlFlow::<()>::Continue(())
+    });
+    // CTE names are not tables.
+    let cte_names: HashSet<String> = query
+        .with
+        .as_ref()
+        .map(|w| {
+            w.cte_tables
+                .iter()
+                .map(|c| c.alias.name.value.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    names
+        .iter()
+        .filter(|n| !(n.0.len() == 1 && cte_names.contains(&n.to_string())))
+        .map(|n| ctx.resolve(n, None))
+        .collect()
+}
+
+/// A FROM-clause table of the top-level SELECT with the name it is
+/// referred to by.
+struct FromTable {
+    table: ResolvedTable,
+    /// The table is the preserved side of an outer join (LEFT JOIN's left).
+    preserved_outer: bool,
+    /// The table is the optional side of an outer join.
+    optional_outer: bool,
+}
+
+fn from_tables(ctx: &PlanContext<'_>, select: &Select) -> PlanResult<(Vec<FromTable>, Vec<Expr>)> {
+    let mut out = Vec::new();
+    let mut join_conditions = Vec::new();
+    for twj in &select.from {
+        let first = out.len();
+        push_factor(ctx, &twj.relation, &mut out)?;
+        for join in &twj.joins {
+            let before = out.len();
+            push_factor(ctx, &join.relation, &mut out)?;
+            let (constraint, outer) = match &join.join_operator {
+                JoinOperator::Join(c) | JoinOperator::Inner(c) => (Some(c), None),
+                JoinOperator::CrossJoin(c) => (Some(c), None),
+                JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => (Some(c), Some(true)),
+                JoinOperator::Right(c) | JoinOperator::RightOuter(c) => (Some(c), Some(false)),
+                JoinOperator::StraightJoin(c) => (Some(c), None),
+                other => {
+                    return Err(PlanError::unsupported(format!(
+                        "join type {other:?} on sharded tables"
+                    )));
+                }
+            };
+            match outer {
+                Some(true) => {
+                    for t in &mut out[first..before] {
+                        t.preserved_outer = true;
+                    }
+                    for t in &mut out[before..] {
+                        t.optional_outer = true;
+                    }
+                }
+                Some(false) => {
+                    for t in &mut out[first..before] {
+                        t.optional_outer = true;
+                    }
+                    for t in &mut out[before..] {
+                        t.preserved_outer = true;
+                    }
+                }
+                None => {}
+            }
+            match constraint {
+                Some(JoinConstraint::On(e)) => join_conditions.push(e.clone()),
+                Some(JoinConstraint::Using(cols)) => {
+                    // USING (c): equal c on both sides, for co-location.
+                    let (Some(left), Some(right)) = (out.get(before - 1), out.get(before)) else {
+                        continue;
+                    };
+                    for c in cols {
+                        let name = c.to_string();
+                        join_conditions.push(Expr::BinaryOp {
+                            left: Box::new(Expr::CompoundIdentifier(vec![
+                                Ident::new(left.table.refname.clone()),
+                                Ident::new(name.clone()),
+                            ])),
+                            op: BinaryOperator::Eq,
+                            right: Box::new(Expr::CompoundIdentifier(vec![
+                                Ident::new(right.table.refname.clone()),
+                                Ident::new(name),
+                            ])),
+                        });
+                    }
+                }
+                Some(JoinConstraint::Natural) => {
+                    return Err(PlanError::unsupported("NATURAL JOIN on sharded tables"));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok((out, join_conditions))
+}
+
+fn push_factor(
+    ctx: &PlanContext<'_>,
+    factor: &TableFactor,
+    out: &mut Vec<FromTable>,
+) -> PlanResult<()> {
+    match factor {
+        TableFactor::Table { name, alias, .. } => {
+            let refname = alias.as_ref().map(|a| a.name.value.clone());
+            let table = ctx.resolve(name, refname)?;
+            out.push(FromTable {
+                table,
+                preserved_outer: false,
+                optional_outer: false,
+            });
+            Ok(())
+        }
+        TableFactor::NestedJoin {
+            table_with_joins, ..
+        } => {
+            push_factor(ctx, &table_with_joins.relation, out)?;
+            for j in &table_with_joins.joins {
+                push_factor(ctx, &j.relation, out)?;
+            }
+            Ok(())
+        }
+        TableFactor::Derived { .. } => Err(PlanError::unsupported(
+            "a derived table (subquery in FROM) in a query on sharded tables that is not routed to one shard",
+        )),
+        other => Err(PlanError::unsupported(format!("table factor {other}"))),
+    }
+}
+
+/// Splits a condition into its AND-ed parts.
+pub(super) fn conjuncts(expr: &Expr) -> Vec<&Expr> {
+    match expr {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            let mut v = conjuncts(left);
+            v.extend(conjuncts(right));
+            v
+        }
+        Expr::Nested(inner) => conjuncts(inner),
+        other => vec![other],
+    }
+}
+
+/// A column reference: (qualifier, column), lowercased column.
+pub(super) fn column_ref(expr: &Expr) -> Option<(Option<&str>, String)> {
+    match expr {
+        Expr::Identifier(i) => Some((None, i.value.to_ascii_lowercase())),
+        Expr::CompoundIdentifier(parts) => match parts.as_slice() {
+            [t, c] => Some((Some(t.value.as_str()), c.value.to_ascii_lowercase())),
+            [_, t, c] => Some((Some(t.value.as_str()), c.value.to_ascii_lowercase())),
+            _ => None,
+        },
+        Expr::Nested(inner) => column_ref(inner),
+        _ => None,
+    }
+}
+
+/// Which of `tables` a column reference belongs to, when it can be told
+/// (a qualifier, or only one table has that primary vindex column).
+fn owner_of<'t>(
+    tables: &'t [&'t ResolvedTable],
+    qualifier: Option<&str>,
+    column: &str,
+) -> Option<&'t ResolvedTable> {
+    match qualifier {
+        Some(q) => tables.iter().copied().find(|t| t.refname == q),
+        None if tables.len() == 1 => Some(tables[0]),
+        None => {
+            let mut with_column = tables.iter().copied().filter(|t| {
+                t.info
+                    .as_ref()
+                    .and_then(|i| i.primary())
+                    .is_some_and(|(c, _)| c == column)
+            });
+            match (with_column.next(), with_column.next()) {
+                (Some(only), None) => Some(only),
+                _ => None,
+            }
+        }
+    }
+}
+
+fn is_primary_column(table: &ResolvedTable, column: &str) -> bool {
+    table
+        .info
+        .as_ref()
+        .and_then(|i| i.primary())
+        .is_some_and(|(c, _)| c == column)
+}
+
+/// The routing a WHERE clause allows: equality or IN on a table's primary
+/// vindex column.
+pub(super) fn vindex_routing(
+    tables: &[&ResolvedTable],
+    selection: Option<&Expr>,
+) -> Option<Routing> {
+    let selection = selection?;
+    let mut best: Option<Routing> = None;
+    for part in conjuncts(selection) {
+        let found = match part {
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::Eq,
+                right,
+            } => [(left, right), (right, left)]
+                .into_iter()
+                .find_map(|(c, v)| {
+                    let (q, col) = column_ref(c)?;
+                    let table = owner_of(tables, q, &col)?;
+                    if !is_primary_column(table, &col) {
+                        return None;
+                    }
+                    let value = route_value(v)?;
+                    Some(Routing::Vindex {
+                        vindex: table.info.as_ref()?.primary()?.1.clone(),
+                        values: vec![value],
+                    })
+                }),
+            Expr::InList {
+                expr,
+                list,
+                negated: false,
+            } => (|| {
+                let (q, col) = column_ref(expr)?;
+                let table = owner_of(tables, q, &col)?;
+                if !is_primary_column(table, &col) {
+                    return None;
+                }
+                let values: Option<Vec<RouteValue>> = list.iter().map(route_value).collect();
+                Some(Routing::Vindex {
+                    vindex: table.info.as_ref()?.primary()?.1.clone(),
+                    values: values?,
+                })
+            })(),
+            _ => None,
+        };
+        if let Some(r) = found {
+            let better = match (&best, &r) {
+                (None, _) => true,
+                (Some(Routing::Vindex { values: a, .. }), Routing::Vindex { values: b, .. }) => {
+                    b.len() < a.len()
+                }
+                _ => false,
+            };
+            if better {
+                best = Some(r);
+            }
+        }
+    }
+    best
+}
+
+fn route_value(expr: &Expr) -> Option<RouteValue> {
+    match text::literal(expr)? {
+        Ok(v) => Some(RouteValue::Literal(v)),
+        Err(i) => Some(RouteValue::Param(i)),
+    }
+}
+
+/// Checks that the sharded tables of a SELECT are co-located: each pair
+/// joined (through equalities) on their primary vindex columns with the same
+/// vindex function.
+fn check_colocated(sharded: &[&ResolvedTable], conditions: &[&Expr]) -> PlanResult<()> {
+    if sharded.len() < 2 {
+        return Ok(());
+    }
+    // Union-find over the tables by vindex-column equalities.
+    let mut group: Vec<usize> = (0..sharded.len()).collect();
+    fn find(g: &mut [usize], i: usize) -> usize {
+        let mut r = i;
+        while g[r] != r {
+            r = g[r];
+        }
+        g[i] = r;
+        r
+    }
+    for cond in conditions {
+        if let Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Eq,
+            right,
+        } = cond
+            && let (Some((ql, cl)), Some((qr, cr))) = (column_ref(left), column_ref(right))
+            && let (Some(tl), Some(tr)) = (owner_of(sharded, ql, &cl), owner_of(sharded, qr, &cr))
+            && is_primary_column(tl, &cl)
+            && is_primary_column(tr, &cr)
+        {
+            let (Some((_, vl)), Some((_, vr))) = (
+                tl.info.as_ref().and_then(|i| i.primary()),
+                tr.info.as_ref().and_then(|i| i.primary()),
+            ) else {
+                continue;
+            };
+            if vl.kind() != vr.kind() || vl.needs_lookup() {
+                continue;
+            }
+            let li = sharded
+                .iter()
+                .position(|t| std::ptr::eq(*t, tl))
+                .unwrap_or(0);
+            let ri = sharded
+                .iter()
+                .position(|t| std::ptr::eq(*t, tr))
+                .unwrap_or(0);
+            let (a, b) = (find(&mut group, li), find(&mut group, ri));
+            group[a] = b;
+        }
+    }
+    let root = find(&mut group, 0);
+    for i in 1..sharded.len() {
+        if find(&mut group, i) != root {
+            return Err(PlanError::unsupported(format!(
+                "a join of sharded tables '{}' and '{}' that are not joined on their primary vindex columns (cross-shard joins)",
+                sharded[0].refname, sharded[i].refname
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the expression contains a subquery over sharded tables.
+fn has_subquery(select: &Select) -> bool {
+    let mut found = false;
+    let _ = visit_expressions(select, |e| {
+        if matches!(
+            e,
+            Expr::Subquery(_) | Expr::InSubquery { .. } | Expr::Exists { .. }
+        ) {
+            found = true;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    });
+    found
+}
+
+fn plan_select(
+    ctx: &PlanContext<'_>,
+    sql: &str,
+    query: &Query,
+    select: &Select,
+    keyspace: &Arc<str>,
+) -> PlanResult<Plan> {
+    let (from, join_conditions) = from_tables(ctx, select)?;
+    let tables: Vec<&ResolvedTable> = from.iter().map(|f| &f.table).collect();
+    let sharded: Vec<&ResolvedTable> = tables
+        .iter()
+        .copied()
+        .filter(|t| t.kind() == TableKindRef::Sharded)
+        .collect();
+    let mut conditions: Vec<&Expr> = join_conditions.iter().flat_map(conjuncts).collect();
+    if let Some(w) = &select.selection {
+        conditions.extend(conjuncts(w));
+    }
+    check_colocated(&sharded, &conditions)?;
+    let routing = vindex_routing(&sharded, select.selection.as_ref()).unwrap_or(Routing::Scatter);
+    let single = match &routing {
+        Routing::Vindex { vindex, values } => values.len() == 1 && vindex.is_unique(),
+        _ => false,
+    };
+    if !single {
+        if let Some(t) = from
+            .iter()
+            .find(|f| f.preserved_outer && f.table.kind() == TableKindRef::Reference)
+            && from
+                .iter()
+                .any(|f| f.optional_outer && f.table.kind() == TableKindRef::Sharded)
+        {
+            return Err(PlanError::unsupported(format!(
+                "an outer join keeping every row of reference table '{}' against a sharded table on several shards",
+                t.table.refname
+            )));
+        }
+        if has_subquery(select) {
+            return Err(PlanError::unsupported(
+                "a subquery in a query on sharded tables that is not routed to one shard",
+            ));
+        }
+    }
+    let note = match &routing {
+        Routing::Vindex { .. } => "routed by the primary vindex",
+        _ => "no vindex condition: every shard",
+    };
+    let merge = if single {
+        None
+    } else {
+        let names: Vec<(String, String)> = tables
+            .iter()
+            .map(|t| (t.refname.clone(), t.name.clone()))
+            .collect();
+        Some(scatter_rewrite(sql, query, select, &names)?)
+    };
+    let (sql_out, merge) = match merge {
+        Some((text, m)) => (Some(text), Some(m)),
+        None => (None, None),
+    };
+    Ok(Plan::Route(Route {
+        keyspace: keyspace.clone(),
+        routing,
+        sql: sql_out,
+        merge,
+        write: false,
+        note: note.to_string(),
+    }))
+}
+
+/// The original text of an expression (or the printed one when its span is
+/// unknown).
+fn source_text(sql: &str, expr: &Expr) -> String {
+    let span = expr.span();
+    match (
+        text::offset_of(sql, span.start),
+        text::offset_of(sql, span.end),
+    ) {
+        (Some(a), Some(b)) if a < b && b <= sql.len() => {
+            // Spans of some expressions stop short (a function's span may
+            // end at its name): the text runs to the end of the expression.
+            let t = super::text::expr_text(sql, a);
+            if t.contains('?') || t.is_empty() {
+                expr.to_string()
+            } else {
+                t.to_string()
+            }
+        }
+        _ => expr.to_string(),
+    }
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// An aggregate call: (function, distinct, argument; None for `*`).
+fn aggregate_call(expr: &Expr) -> Option<(String, bool, Option<&Expr>)> {
+    let Expr::Function(f) = expr else {
+        return None;
+    };
+    let name = f.name.0.last()?.to_string().to_ascii_lowercase();
+    if !MERGEABLE.contains(&name.as_str()) && !UNMERGEABLE.contains(&name.as_str()) {
+        return None;
+    }
+    if f.over.is_some() {
+        return None;
+    }
+    let FunctionArguments::List(list) = &f.args else {
+        return Some((name, false, None));
+    };
+    let distinct = matches!(
+        list.duplicate_treatment,
+        Some(sqlparser::ast::DuplicateTreatment::Distinct)
+    );
+    let arg = match list.args.as_slice() {
+        [FunctionArg::Unnamed(FunctionArgExpr::Expr(e))] => Some(e),
+        _ => None,
+    };
+    Some((name, distinct, arg))
+}
+
+/// Whether an expression holds an aggregate anywhere below its top.
+fn contains_aggregate(expr: &Expr) -> bool {
+    let mut found = false;
+    let _ = visit_expressions(expr, |e| {
+        if aggregate_call(e).is_some() {
+            found = true;
+            return ControlFlow::Break(());
+        }
+        if let Expr::Function(f) = e
+            && f.over.is_some()
+        {
+            found = true;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    });
+    found
+}
+
+fn limit_values(query: &Query) -> PlanResult<(u64, Option<u64>)> {
+    let num = |e: &Expr| -> PlanResult<u64> {
+        match text::literal(e) {
+            Some(Ok(OwnedValue::Int(i))) if i >= 0 => Ok(i as u64),
+            Some(Ok(OwnedValue::UInt(u))) => Ok(u),
+            _ => Err(PlanError::unsupported(
+                "a LIMIT that is not a literal number on sharded tables",
+            )),
+        }
+    };
+    match &query.limit_clause {
+        None => Ok((0, None)),
+        Some(LimitClause::LimitOffset {
+            limit,
+            offset,
+            limit_by,
+        }) => {
+            if !limit_by.is_empty() {
+                return Err(PlanError::unsupported("LIMIT BY"));
+            }
+            let limit = limit.as_ref().map(num).transpose()?;
+            let offset = offset
+                .as_ref()
+                .map(|o| num(&o.value))
+                .transpose()?
+                .unwrap_or(0);
+            Ok((offset, limit))
+        }
+        Some(LimitClause::OffsetCommaLimit { offset, limit }) => {
+            Ok((num(offset)?, Some(num(limit)?)))
+        }
+    }
+}
+
+/// One output column of the shard query, as the merge sees it.
+struct ShardColumn {
+    /// The client's expression (None for `*`).
+    expr: Option<Expr>,
+    alias: Option<String>,
+    /// The name the client sees (alias or expression text).
+    name: String,
+}
+
+/// Rewrites a scatter SELECT into the query each shard runs and the merge
+/// of their answers.
+fn scatter_rewrite(
+    sql: &str,
+    query: &Query,
+    select: &Select,
+    tables: &[(String, String)],
+) -> PlanResult<(String, MergeTemplate)> {
+    if select.into.is_some() {
+        return Err(PlanError::unsupported("SELECT ... INTO on sharded tables"));
+    }
+    let (offset, limit) = limit_values(query)?;
+    let order_exprs: Vec<(Expr, bool)> = match &query.order_by {
+        None => Vec::new(),
+        Some(ob) => match &ob.kind {
+            OrderByKind::Expressions(list) => list
+                .iter()
+                .map(|o| {
+                    (
+                        o.expr.clone(),
+                        o.options
+                            .sort
+                            .as_ref()
+                            .is_some_and(|s| matches!(s, sqlparser::ast::OrderBySort::Desc)),
+                    )
+                })
+                .collect(),
+            OrderByKind::All(_) => return Err(PlanError::unsupported("ORDER BY ALL")),
+        },
+    };
+    let group_exprs: Vec<Expr> = match &select.group_by {
+        GroupByExpr::Expressions(list, mods) => {
+            if !mods.is_empty() {
+                return Err(PlanError::unsupported(
+                    "GROUP BY ... WITH ROLLUP on sharded tables",
+                ));
+            }
+            list.clone()
+        }
+        GroupByExpr::All(_) => return Err(PlanError::unsupported("GROUP BY ALL")),
+    };
+    let distinct = match &select.distinct {
+        None | Some(Distinct::All) => false,
+        Some(Distinct::Distinct) => true,
+        Some(other) => return Err(PlanError::unsupported(other.to_string())),
+    };
+
+    // The client's select list.
+    let mut columns: Vec<ShardColumn> = Vec::new();
+    let mut wildcard = false;
+    for item in &select.projection {
+        match item {
+            SelectItem::UnnamedExpr(e) => columns.push(ShardColumn {
+                expr: Some(e.clone()),
+                alias: None,
+                name: source_text(sql, e),
+            }),
+            SelectItem::ExprWithAlias { expr, alias } => columns.push(ShardColumn {
+                expr: Some(expr.clone()),
+                alias: Some(alias.value.clone()),
+                name: alias.value.clone(),
+            }),
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => {
+                wildcard = true;
+                columns.push(ShardColumn {
+                    expr: None,
+                    alias: None,
+                    name: item.to_string(),
+                });
+            }
+            other => return Err(PlanError::unsupported(format!("select item {other}"))),
+        }
+    }
+    let aggregate = !group_exprs.is_empty()
+        || columns
+            .iter()
+            .any(|c| c.expr.as_ref().is_some_and(contains_aggregate))
+        || select.having.is_some();
+    if aggregate && wildcard {
+        return Err(PlanError::unsupported(
+            "SELECT * with aggregates on sharded tables",
+        ));
+    }
+
+    let mut builder = Builder {
+        sql,
+        items: Vec::new(),
+        item_sources: Vec::new(),
+        hidden: Vec::new(),
+        hidden_sources: Vec::new(),
+        wildcard_seen: false,
+        wildcard,
+        tables,
+    };
+    let mut aggregates: Vec<Aggregate> = Vec::new();
+    let mut distinct_arg: Option<String> = None;
+    let mut shard_group_extra: Vec<String> = Vec::new();
+    for (i, c) in columns.iter().enumerate() {
+        let Some(expr) = &c.expr else {
+            builder.items.push(c.name.clone());
+            builder.item_sources.push(None);
+            builder.wildcard_seen = true;
+            continue;
+        };
+        let source = builder.source_of(expr);
+        let alias_sql = |text: &str| format!("{text} AS {}", quote_ident(&c.name));
+        let plain = |text: String| match &c.alias {
+            Some(a) => format!("{text} AS {}", quote_ident(a)),
+            None => text,
+        };
+        // An aliased item is printed (its source text would run into an
+        // alias written without AS); an unaliased one keeps the client's
+        // text, which is also the column's name.
+        let item_text = |e: &Expr| match &c.alias {
+            Some(_) => e.to_string(),
+            None => source_text(sql, e),
+        };
+        if !aggregate {
+            builder.items.push(plain(item_text(expr)));
+            builder.item_sources.push(source);
+            continue;
+        }
+        match aggregate_call(expr) {
+            Some((name, is_distinct, arg)) => {
+                if UNMERGEABLE.contains(&name.as_str()) {
+                    return Err(PlanError::unsupported(format!(
+                        "aggregate function {} on a query over several shards",
+                        name.to_ascii_uppercase()
+                    )));
+                }
+                let arg_text = arg.map(|a| source_text(sql, a));
+                let kind = if is_distinct && (name == "count" || name == "sum") {
+                    let Some(arg_text) = arg_text.clone() else {
+                        return Err(PlanError::unsupported(format!(
+                            "{name}(DISTINCT) without one argument"
+                        )));
+                    };
+                    if distinct_arg.as_ref().is_some_and(|d| *d != arg_text) {
+                        return Err(PlanError::unsupported(
+                            "aggregates with DISTINCT over different expressions on several shards",
+                        ));
+                    }
+                    if distinct_arg.is_none() {
+                        shard_group_extra.push(arg_text.clone());
+                    }
+                    distinct_arg = Some(arg_text.clone());
+                    builder.items.push(alias_sql(&arg_text));
+                    builder.item_sources.push(source.clone());
+                    if name == "count" {
+                        AggregateKind::CountDistinct
+                    } else {
+                        AggregateKind::SumDistinct
+                    }
+                } else {
+                    match name.as_str() {
+                        "avg" => {
+                            let arg_text = arg_text.ok_or_else(|| {
+                                PlanError::unsupported("AVG without one argument")
+                            })?;
+                            builder.items.push(alias_sql(&format!("SUM({arg_text})")));
+                            builder.item_sources.push(None);
+                            let count_column =
+                                builder.add_hidden(format!("COUNT({arg_text})"), None);
+                            AggregateKind::Avg {
+                                count_column: match count_column {
+                                    ColumnRef::FromStart(c) => c,
+                                    ColumnRef::FromEnd(_) => {
+                                        unreachable!("no wildcard with aggregates")
+                                    }
+                                },
+                            }
+                        }
+                        _ => {
+                            builder.items.push(plain(item_text(expr)));
+                            builder.item_sources.push(source.clone());
+                            match name.as_str() {
+                                "count" => AggregateKind::Count,
+                                "sum" => AggregateKind::Sum,
+                                "min" => AggregateKind::Min,
+                                _ => AggregateKind::Max,
+                            }
+                        }
+                    }
+                };
+                aggregates.push(Aggregate { column: i, kind });
+            }
+            None if contains_aggregate(expr) => {
+                return Err(PlanError::unsupported(format!(
+                    "an expression around an aggregate ({}) on a query over several shards",
+                    source_text(sql, expr)
+                )));
+            }
+            None => {
+                builder.items.push(plain(item_text(expr)));
+                builder.item_sources.push(source);
+            }
+        }
+    }
+
+    let mut from_end = Vec::new();
+    // GROUP BY keys as merge columns.
+    let mut group_by = Vec::new();
+    for (gi, g) in group_exprs.iter().enumerate() {
+        let col = builder.resolve(&columns, g, true)?;
+        match col {
+            ColumnRef::FromStart(c) => group_by.push(c),
+            ColumnRef::FromEnd(k) => {
+                group_by.push(0);
+                from_end.push(ColumnSlot::GroupBy(gi, k));
+            }
+        }
+    }
+    // HAVING over the merged rows.
+    let having = match &select.having {
+        Some(h) => Some(builder.having_expr(&columns, h, &mut aggregates)?),
+        None => None,
+    };
+    let mut order_by = Vec::new();
+    for (oi, (e, desc)) in order_exprs.iter().enumerate() {
+        if aggregate {
+            if let Some(call) = aggregate_call(e) {
+                let col = builder.aggregate_column(&columns, e, call, &mut aggregates)?;
+                order_by.push(OrderKey {
+                    column: col,
+                    descending: *desc,
+                });
+                continue;
+            }
+            if contains_aggregate(e) {
+                return Err(PlanError::unsupported(
+                    "ORDER BY an expression around an aggregate on several shards",
+                ));
+            }
+        }
+        match builder.resolve(&columns, e, aggregate)? {
+            ColumnRef::FromStart(c) => order_by.push(OrderKey {
+                column: c,
+                descending: *desc,
+            }),
+            ColumnRef::FromEnd(k) => {
+                order_by.push(OrderKey {
+                    column: 0,
+                    descending: *desc,
+                });
+                from_end.push(ColumnSlot::Order(oi, k));
+            }
+        }
+    }
+
+    // The shard query.
+    let mut shard = String::with_capacity(sql.len() + 64);
+    shard.push_str("SELECT ");
+    if distinct && !aggregate {
+        shard.push_str("DISTINCT ");
+    }
+    let all_items: Vec<&String> = builder.items.iter().chain(builder.hidden.iter()).collect();
+    shard.push_str(
+        &all_items
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    if !select.from.is_empty() {
+        shard.push_str(" FROM ");
+        shard.push_str(
+            &select
+                .from
+                .iter()
+                .map(|f| f.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+    }
+    if let Some(w) = &select.selection {
+        shard.push_str(" WHERE ");
+        shard.push_str(&w.to_string());
+    }
+    if aggregate {
+        let mut keys: Vec<String> = group_exprs.iter().map(|g| g.to_string()).collect();
+        keys.extend(shard_group_extra);
+        if !keys.is_empty() {
+            shard.push_str(" GROUP BY ");
+            shard.push_str(&keys.join(", "));
+        }
+    } else {
+        if let Some(ob) = &query.order_by {
+            shard.push(' ');
+            shard.push_str(&ob.to_string());
+        }
+        if let Some(l) = limit {
+            shard.push_str(&format!(" LIMIT {}", l.saturating_add(offset)));
+        }
+    }
+    for lock in &query.locks {
+        shard.push(' ');
+        shard.push_str(&lock.to_string());
+    }
+    let hidden = builder.hidden.len();
+    // From-end references were numbered by hidden index; now the count is known.
+    for slot in &mut from_end {
+        let fix = |k: usize| hidden - (usize::MAX - k);
+        *slot = match *slot {
+            ColumnSlot::GroupBy(i, k) => ColumnSlot::GroupBy(i, fix(k)),
+            ColumnSlot::Order(i, k) => ColumnSlot::Order(i, fix(k)),
+        };
+    }
+    let visible = columns.len();
+    let spec = MergeSpec {
+        aggregate,
+        group_by,
+        aggregates,
+        having,
+        distinct,
+        order_by,
+        offset,
+        limit,
+        visible_columns: visible,
+    };
+    let default_table = (tables.len() == 1).then(|| tables[0].1.clone());
+    Ok((
+        shard,
+        MergeTemplate {
+            spec,
+            hidden,
+            from_end,
+            item_sources: builder.item_sources,
+            hidden_sources: builder.hidden_sources,
+            default_table,
+            star_index: columns.iter().position(|c| c.expr.is_none()),
+        },
+    ))
+}
+
+/// Builds the shard query's select list while the merge's column
+/// references are resolved.
+struct Builder<'a> {
+    sql: &'a str,
+    items: Vec<String>,
+    /// The table column each item shows, when it shows one: its collation
+    /// decides how the merge compares it.
+    item_sources: Vec<Option<(String, String)>>,
+    hidden: Vec<String>,
+    hidden_sources: Vec<Option<(String, String)>>,
+    wildcard_seen: bool,
+    wildcard: bool,
+    /// (name referred by, table name) of the FROM tables.
+    tables: &'a [(String, String)],
+}
+
+impl Builder<'_> {
+    fn add_hidden(&mut self, text: String, source: Option<(String, String)>) -> ColumnRef {
+        if let Some(i) = self.hidden.iter().position(|h| *h == text) {
+            return self.hidden_ref(i);
+        }
+        self.hidden.push(text);
+        self.hidden_sources.push(source);
+        self.hidden_ref(self.hidden.len() - 1)
+    }
+
+    /// The (table, column) an expression shows: a column, or the argument
+    /// of MIN/MAX/COUNT(DISTINCT) over one.
+    fn source_of(&self, expr: &Expr) -> Option<(String, String)> {
+        let inner = match aggregate_call(expr) {
+            Some((_, _, Some(arg))) => arg,
+            Some(_) => return None,
+            None => expr,
+        };
+        let (qualifier, column) = column_ref(inner)?;
+        let table = match qualifier {
+            Some(q) => self.tables.iter().find(|(r, _)| r == q)?.1.clone(),
+            None if self.tables.len() == 1 => self.tables[0].1.clone(),
+            None => return None,
+        };
+        Some((table, column))
+    }
+
+    fn hidden_ref(&self, i: usize) -> ColumnRef {
+        if self.wildcard {
+            // Counted from the end: hidden columns are all appended, so the
+            // i-th of n is n - i from the end (fixed up when more are added).
+            ColumnRef::FromEnd(usize::MAX - i)
+        } else {
+            ColumnRef::FromStart(self.items.len() + i)
+        }
+    }
+
+    /// The column an ORDER BY / GROUP BY expression means: a position, an
+    /// alias, a select item with the same text, or a new hidden column.
+    fn resolve(
+        &mut self,
+        columns: &[ShardColumn],
+        expr: &Expr,
+        aggregate: bool,
+    ) -> PlanResult<ColumnRef> {
+        if let Some(Ok(v)) = text::literal(expr) {
+            return match v {
+                // Positions count the expanded select list; with a `*` its
+                // length is known only from the answer.
+                OwnedValue::Int(n)
+                    if n >= 1 && ((n as usize) <= columns.len() || self.wildcard) =>
+                {
+                    Ok(ColumnRef::FromStart(n as usize - 1))
+                }
+                _ => Err(PlanError {
+                    code: 1054,
+                    sqlstate: "42S22",
+                    message: format!("Unknown column '{expr}' in 'order clause'"),
+                }),
+            };
+        }
+        let text = source_text(self.sql, expr);
+        let printed = expr.to_string();
+        let wildcard_before = |i: usize| columns[..i].iter().any(|c| c.expr.is_none());
+        for (i, c) in columns.iter().enumerate() {
+            let Some(cexpr) = &c.expr else { continue };
+            let by_alias = c.alias.as_ref().is_some_and(
+                |a| matches!(expr, Expr::Identifier(id) if id.value.eq_ignore_ascii_case(a)),
+            );
+            let same = by_alias || cexpr.to_string().eq_ignore_ascii_case(&printed) || {
+                // `name` matches a select item `t.name` and the reverse.
+                matches!((super::select::column_ref(cexpr), super::select::column_ref(expr)),
+                    (Some((_, a)), Some((_, b))) if a == b)
+            };
+            if same {
+                if wildcard_before(i) {
+                    break;
+                }
+                return Ok(ColumnRef::FromStart(i));
+            }
+        }
+        if aggregate && !matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+            // A grouped expression not in the select list works as a hidden
+            // column too: every shard groups by it.
+        }
+        let source = self.source_of(expr);
+        let r = self.add_hidden(text, source);
+        Ok(self.fix(r))
+    }
+
+    /// From-end references are numbered once all hidden columns are known;
+    /// until then they carry `usize::MAX - index`.
+    fn fix(&self, r: ColumnRef) -> ColumnRef {
+        r
+    }
+
+    /// The merged column holding an aggregate: a select item computing the
+    /// same aggregate, or a new hidden one.
+    fn aggregate_column(
+        &mut self,
+        columns: &[ShardColumn],
+        expr: &Expr,
+        call: (String, bool, Option<&Expr>),
+        aggregates: &mut Vec<Aggregate>,
+    ) -> PlanResult<usize> {
+        let printed = expr.to_string();
+        for (i, c) in columns.iter().enumerate() {
+            if c.expr
+                .as_ref()
+                .is_some_and(|e| e.to_string().eq_ignore_ascii_case(&printed))
+            {
+                return Ok(i);
+            }
+        }
+        let (name, distinct, arg) = call;
+        if distinct || name == "avg" || UNMERGEABLE.contains(&name.as_str()) {
+            return Err(PlanError::unsupported(format!(
+                "{} in HAVING or ORDER BY without it in the select list, on several shards",
+                printed
+            )));
+        }
+        let _ = arg;
+        let text = source_text(self.sql, expr);
+        let source = self.source_of(expr);
+        let ColumnRef::FromStart(col) = self.add_hidden(text, source) else {
+            return Err(PlanError::unsupported("aggregates with *"));
+        };
+        if !aggregates.iter().any(|a| a.column == col) {
+            aggregates.push(Aggregate {
+                column: col,
+                kind: match name.as_str() {
+                    "count" => AggregateKind::Count,
+                    "sum" => AggregateKind::Sum,
+                    "min" => AggregateKind::Min,
+                    _ => AggregateKind::Max,
+                },
+            });
+        }
+        Ok(col)
+    }
+
+    fn having_expr(
+        &mut self,
+        columns: &[ShardColumn],
+        expr: &Expr,
+        aggregates: &mut Vec<Aggregate>,
+    ) -> PlanResult<crate::merge::Expr> {
+        use crate::merge::{ArithOp, CompareOp, Expr as M};
+        let b = |e: M| Box::new(e);
+        Ok(match expr {
+            Expr::Nested(inner) => self.having_expr(columns, inner, aggregates)?,
+            Expr::BinaryOp { left, op, right } => {
+                let l = self.having_expr(columns, left, aggregates)?;
+                let r = self.having_expr(columns, right, aggregates)?;
+                match op {
+                    BinaryOperator::And => M::And(b(l), b(r)),
+                    BinaryOperator::Or => M::Or(b(l), b(r)),
+                    BinaryOperator::Eq => M::Compare(CompareOp::Eq, b(l), b(r)),
+                    BinaryOperator::NotEq => M::Compare(CompareOp::Ne, b(l), b(r)),
+                    BinaryOperator::Lt => M::Compare(CompareOp::Lt, b(l), b(r)),
+                    BinaryOperator::LtEq => M::Compare(CompareOp::Le, b(l), b(r)),
+                    BinaryOperator::Gt => M::Compare(CompareOp::Gt, b(l), b(r)),
+                    BinaryOperator::GtEq => M::Compare(CompareOp::Ge, b(l), b(r)),
+                    BinaryOperator::Spaceship => M::Compare(CompareOp::NullSafeEq, b(l), b(r)),
+                    BinaryOperator::Plus => M::Arith(ArithOp::Add, b(l), b(r)),
+                    BinaryOperator::Minus => M::Arith(ArithOp::Sub, b(l), b(r)),
+                    BinaryOperator::Multiply => M::Arith(ArithOp::Mul, b(l), b(r)),
+                    BinaryOperator::Divide => M::Arith(ArithOp::Div, b(l), b(r)),
+                    other => {
+                        return Err(PlanError::unsupported(format!(
+                            "operator {other} in HAVING on several shards"
+                        )));
+                    }
+                }
+            }
+            Expr::UnaryOp {
+                op: sqlparser::ast::UnaryOperator::Not,
+                expr,
+            } => M::Not(b(self.having_expr(columns, expr, aggregates)?)),
+            Expr::IsNull(e) => M::IsNull(b(self.having_expr(columns, e, aggregates)?)),
+            Expr::IsNotNull(e) => M::IsNotNull(b(self.having_expr(columns, e, aggregates)?)),
+            Expr::InList {
+                expr,
+                list,
+                negated,
+            } => {
+                let e = self.having_expr(columns, expr, aggregates)?;
+                let l = list
+                    .iter()
+                    .map(|x| self.having_expr(columns, x, aggregates))
+                    .collect::<PlanResult<Vec<_>>>()?;
+                let inl = M::InList(b(e), l);
+                if *negated { M::Not(b(inl)) } else { inl }
+            }
+            Expr::Between {
+                expr,
+                negated,
+                low,
+                high,
+            } => {
+                let e = M::Between(
+                    b(self.having_expr(columns, expr, aggregates)?),
+                    b(self.having_expr(columns, low, aggregates)?),
+                    b(self.having_expr(columns, high, aggregates)?),
+                );
+                if *negated { M::Not(b(e)) } else { e }
+            }
+            e if aggregate_call(e).is_some() => {
+                let call = aggregate_call(e).expect("checked");
+                M::Column(self.aggregate_column(columns, e, call, aggregates)?)
+            }
+            e => match text::literal(e) {
+                Some(Ok(v)) => M::Literal(match v {
+                    OwnedValue::Null => None,
+                    OwnedValue::Bytes(b) => Some(b),
+                    other => Some(other.to_sql().into_bytes()),
+                }),
+                Some(Err(_)) => {
+                    return Err(PlanError::unsupported(
+                        "a parameter in HAVING on several shards",
+                    ));
+                }
+                None => match self.resolve(columns, e, true)? {
+                    ColumnRef::FromStart(c) => M::Column(c),
+                    ColumnRef::FromEnd(_) => {
+                        return Err(PlanError::unsupported("HAVING with *"));
+                    }
+                },
+            },
+        })
+    }
+}
+
+fn plan_union(
+    sql: &str,
+    query: &Query,
+    keyspace: &Arc<str>,
+    tables: &[ResolvedTable],
+) -> PlanResult<Plan> {
+    if tables.iter().any(|t| t.kind() == TableKindRef::Reference) {
+        return Err(PlanError::unsupported(
+            "UNION mixing reference and sharded tables on several shards",
+        ));
+    }
+    // Every branch must be a plain SELECT; the quantifiers decide DISTINCT.
+    let mut distinct = None;
+    let mut first_select: Option<&Select> = None;
+    fn walk<'q>(
+        e: &'q SetExpr,
+        distinct: &mut Option<bool>,
+        first: &mut Option<&'q Select>,
+    ) -> PlanResult<()> {
+        match e {
+            SetExpr::Select(s) => {
+                if first.is_none() {
+                    *first = Some(s);
+                }
+                if s.having.is_some()
+                    || !matches!(&s.group_by, GroupByExpr::Expressions(l, _) if l.is_empty())
+                    || s.projection.iter().any(|i| match i {
+                        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                            contains_aggregate(e)
+                        }
+                        _ => false,
+                    })
+                {
+                    return Err(PlanError::unsupported(
+                        "aggregates or GROUP BY inside a UNION on several shards",
+                    ));
+                }
+                if has_subquery(s) {
+                    return Err(PlanError::unsupported(
+                        "a subquery inside a UNION on several shards",
+                    ));
+                }
+                Ok(())
+            }
+            SetExpr::SetOperation {
+                left,
+                op,
+                set_quantifier,
+                right,
+            } => {
+                if *op != SetOperator::Union {
+                    return Err(PlanError::unsupported(format!("{op} on sharded tables")));
+                }
+                let d = !matches!(set_quantifier, SetQuantifier::All);
+                if distinct.is_some_and(|x| x != d) {
+                    return Err(PlanError::unsupported(
+                        "UNION mixing ALL and DISTINCT on several shards",
+                    ));
+                }
+                *distinct = Some(d);
+                walk(left, distinct, first)?;
+                walk(right, distinct, first)
+            }
+            SetExpr::Query(_) => Err(PlanError::unsupported(
+                "a parenthesized query with its own ORDER BY or LIMIT inside a UNION on several shards",
+            )),
+            other => Err(PlanError::unsupported(format!("{other} inside a UNION"))),
+        }
+    }
+    walk(&query.body, &mut distinct, &mut first_select)?;
+    let distinct = distinct.unwrap_or(true);
+    let first = first_select.ok_or_else(|| PlanError::unsupported("an empty UNION"))?;
+    let (offset, limit) = limit_values(query)?;
+    // ORDER BY of a UNION names result columns: by position or by the
+    // first branch's names.
+    let names: Vec<Option<String>> = first
+        .projection
+        .iter()
+        .map(|i| match i {
+            SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.to_ascii_lowercase()),
+            SelectItem::UnnamedExpr(e) => column_ref(e).map(|(_, c)| c),
+            _ => None,
+        })
+        .collect();
+    if first.projection.iter().any(|i| {
+        matches!(
+            i,
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+        )
+    }) && query.order_by.is_some()
+    {
+        return Err(PlanError::unsupported(
+            "ORDER BY on a UNION of SELECT * on several shards",
+        ));
+    }
+    let mut order_by = Vec::new();
+    if let Some(ob) = &query.order_by {
+        let OrderByKind::Expressions(list) = &ob.kind else {
+            return Err(PlanError::unsupported("ORDER BY ALL"));
+        };
+        for o in list {
+            let desc = o
+                .options
+                .sort
+                .as_ref()
+                .is_some_and(|s| matches!(s, sqlparser::ast::OrderBySort::Desc));
+            let column = match text::literal(&o.expr) {
+                Some(Ok(OwnedValue::Int(n))) if n >= 1 && (n as usize) <= names.len() => {
+                    n as usize - 1
+                }
+                _ => {
+                    let (_, c) = column_ref(&o.expr).ok_or_else(|| {
+                        PlanError::unsupported("ORDER BY an expression on a UNION")
+                    })?;
+                    names
+                        .iter()
+                        .position(|n| n.as_deref() == Some(c.as_str()))
+                        .ok_or_else(|| PlanError {
+                            code: 1054,
+                            sqlstate: "42S22",
+                            message: format!("Unknown column '{c}' in 'order clause'"),
+                        })?
+                }
+            };
+            order_by.push(OrderKey {
+                column,
+                descending: desc,
+            });
+        }
+    }
+    let mut shard_sql = query.body.to_string();
+    if let Some(ob) = &query.order_by {
+        shard_sql.push(' ');
+        shard_sql.push_str(&ob.to_string());
+    }
+    if let Some(l) = limit {
+        shard_sql.push_str(&format!(" LIMIT {}", l.saturating_add(offset)));
+    }
+    let _ = sql;
+    Ok(Plan::Route(Route {
+        keyspace: keyspace.clone(),
+        routing: Routing::Scatter,
+        sql: Some(shard_sql),
+        merge: Some(MergeTemplate {
+            spec: MergeSpec {
+                aggregate: false,
+                group_by: Vec::new(),
+                aggregates: Vec::new(),
+                having: None,
+                distinct,
+                order_by,
+                offset,
+                limit,
+                visible_columns: names.len(),
+            },
+            hidden: 0,
+            from_end: Vec::new(),
+            item_sources: first
+                .projection
+                .iter()
+                .map(|i| match i {
+                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                        column_ref(e).map(|(_, c)| c)
+                    }
+                    _ => None,
+                })
+                .map(|c| c.and_then(|c| union_table(first).map(|t| (t, c))))
+                .collect(),
+            hidden_sources: Vec::new(),
+            default_table: union_table(first),
+            star_index: first.projection.iter().position(|i| {
+                matches!(
+                    i,
+                    SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+                )
+            }),
+        }),
+        write: false,
+        note: "UNION on every shard, merged in the gate".to_string(),
+    }))
+}
+
+/// The table of a UNION's first SELECT, when it reads exactly one.
+fn union_table(select: &Select) -> Option<String> {
+    match select.from.as_slice() {
+        [twj] if twj.joins.is_empty() => match &twj.relation {
+            TableFactor::Table { name, .. } => name
+                .0
+                .last()
+                .map(|p| p.to_string().trim_matches('`').to_string()),
+            _ => None,
+        },
+        _ => None,
+    }
+}

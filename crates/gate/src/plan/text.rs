@@ -1,0 +1,364 @@
+//! Small text tools of the planner: literal values (their MySQL unescaping
+//! and re-quoting), prepared-statement parameter interpolation, source spans
+//! to byte offsets, keyword prefixes.
+
+use sqlparser::ast::{Expr, UnaryOperator, Value};
+use sqlparser::tokenizer::Location;
+
+/// A literal or parameter value, owned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OwnedValue {
+    Null,
+    Int(i64),
+    UInt(u64),
+    /// A number that is not an integer (kept as its text).
+    Decimal(Vec<u8>),
+    /// A string or binary value, unescaped.
+    Bytes(Vec<u8>),
+}
+
+impl OwnedValue {
+    /// The value as SQL text a server reads back as the same value.
+    pub fn to_sql(&self) -> String {
+        match self {
+            OwnedValue::Null => "NULL".to_string(),
+            OwnedValue::Int(i) => i.to_string(),
+            OwnedValue::UInt(u) => u.to_string(),
+            OwnedValue::Decimal(d) => String::from_utf8_lossy(d).into_owned(),
+            OwnedValue::Bytes(b) => quote_bytes(b),
+        }
+    }
+}
+
+/// Quotes bytes as a string literal; bytes that are not UTF-8 go as hex,
+/// which a server takes as the same bytes whatever the connection charset.
+pub fn quote_bytes(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => {
+            let mut out = String::with_capacity(s.len() + 2);
+            out.push('\'');
+            for c in s.chars() {
+                match c {
+                    '\'' => out.push_str("''"),
+                    '\\' => out.push_str("\\\\"),
+                    '\0' => out.push_str("\\0"),
+                    other => out.push(other),
+                }
+            }
+            out.push('\'');
+            out
+        }
+        Err(_) => {
+            let mut out = String::with_capacity(b.len() * 2 + 3);
+            out.push_str("X'");
+            for byte in b {
+                out.push_str(&format!("{byte:02X}"));
+            }
+            out.push('\'');
+            out
+        }
+    }
+}
+
+/// The value of a literal expression (numbers, strings, NULL, a negated
+/// number), or of a `?` parameter: Err(index) when it is one.
+pub fn literal(expr: &Expr) -> Option<Result<OwnedValue, usize>> {
+    match expr {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => Some(Ok(number(n, false))),
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => {
+                Some(Ok(OwnedValue::Bytes(unescape(s))))
+            }
+            Value::HexStringLiteral(h) => Some(Ok(OwnedValue::Bytes(hex(h)?))),
+            Value::Null => Some(Ok(OwnedValue::Null)),
+            Value::Boolean(b) => Some(Ok(OwnedValue::Int(*b as i64))),
+            Value::Placeholder(p) => param_index(p).map(Err),
+            _ => None,
+        },
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => match expr.as_ref() {
+            Expr::Value(v) => match &v.value {
+                Value::Number(n, _) => Some(Ok(number(n, true))),
+                _ => None,
+            },
+            _ => None,
+        },
+        Expr::Nested(inner) => literal(inner),
+        _ => None,
+    }
+}
+
+/// The parameter index a placeholder was renamed to (see `number_params`).
+pub fn param_index(p: &str) -> Option<usize> {
+    p.strip_prefix(PARAM_MARK)?
+        .strip_suffix(PARAM_END)?
+        .parse()
+        .ok()
+}
+
+/// Placeholders are renamed to `PARAM_MARK n PARAM_END` so printed SQL keeps
+/// their positions; no SQL text contains this sequence.
+pub const PARAM_MARK: &str = "?\u{1}";
+pub const PARAM_END: &str = "\u{1}";
+
+fn number(text: &str, negative: bool) -> OwnedValue {
+    let full = if negative {
+        format!("-{text}")
+    } else {
+        text.to_string()
+    };
+    if let Ok(i) = full.parse::<i64>() {
+        return OwnedValue::Int(i);
+    }
+    if let Ok(u) = full.parse::<u64>() {
+        return OwnedValue::UInt(u);
+    }
+    OwnedValue::Decimal(full.into_bytes())
+}
+
+fn hex(h: &str) -> Option<Vec<u8>> {
+    if !h.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).ok())
+        .collect()
+}
+
+/// MySQL's string literal escapes, applied to a literal kept as written.
+pub fn unescape(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' if i + 1 < b.len() => {
+                let c = b[i + 1];
+                match c {
+                    b'0' => out.push(0),
+                    b'b' => out.push(8),
+                    b'n' => out.push(b'\n'),
+                    b'r' => out.push(b'\r'),
+                    b't' => out.push(b'\t'),
+                    b'Z' => out.push(26),
+                    // \% and \_ keep their backslash outside LIKE patterns.
+                    b'%' | b'_' => out.extend_from_slice(&[b'\\', c]),
+                    other => out.push(other),
+                }
+                i += 2;
+            }
+            b'\'' if b.get(i + 1) == Some(&b'\'') => {
+                out.push(b'\'');
+                i += 2;
+            }
+            b'"' if b.get(i + 1) == Some(&b'"') => {
+                out.push(b'"');
+                i += 2;
+            }
+            other => {
+                out.push(other);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Replaces renamed placeholders in printed SQL by the parameters' values.
+pub fn interpolate(sql: &str, params: &[OwnedValue]) -> Result<String, usize> {
+    let mut out = String::with_capacity(sql.len() + params.len() * 8);
+    let mut rest = sql;
+    while let Some(at) = rest.find(PARAM_MARK) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + PARAM_MARK.len()..];
+        let end = after.find(PARAM_END).ok_or(usize::MAX)?;
+        let index: usize = after[..end].parse().map_err(|_| usize::MAX)?;
+        let value = params.get(index).ok_or(index)?;
+        out.push_str(&value.to_sql());
+        rest = &after[end + PARAM_END.len()..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Byte offset of a 1-based line/column location (columns count chars).
+pub fn offset_of(sql: &str, loc: Location) -> Option<usize> {
+    if loc.line == 0 {
+        return None;
+    }
+    let mut line = 1u64;
+    let mut line_start = 0usize;
+    if loc.line > 1 {
+        for (i, c) in sql.char_indices() {
+            if c == '\n' {
+                line += 1;
+                if line == loc.line {
+                    line_start = i + 1;
+                    break;
+                }
+            }
+        }
+        if line != loc.line {
+            return None;
+        }
+    }
+    let rest = &sql[line_start..];
+    let col = (loc.column as usize).checked_sub(1)?;
+    match rest.char_indices().nth(col) {
+        Some((i, _)) => Some(line_start + i),
+        None if rest.chars().count() == col => Some(sql.len()),
+        None => None,
+    }
+}
+
+/// The text of the expression starting at byte `start`: up to a comma,
+/// closing parenthesis or clause keyword at its own nesting level.
+pub fn expr_text(sql: &str, start: usize) -> &str {
+    const ENDS: &[&str] = &[
+        "from", "as", "where", "group", "order", "limit", "having", "union", "asc", "desc", "into",
+        "for", "lock", "window", "on", "using", "join",
+    ];
+    let bytes = sql.as_bytes();
+    let mut depth: i64 = 0;
+    let mut i = start;
+    let mut end = sql.len();
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b'\'' | b'"' | b'`' => {
+                i += 1;
+                while i < bytes.len() {
+                    if bytes[i] == b'\\' && b != b'`' {
+                        i += 2;
+                        continue;
+                    }
+                    if bytes[i] == b {
+                        if bytes.get(i + 1) == Some(&b) {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+            }
+            b'(' => depth += 1,
+            b')' if depth == 0 => {
+                end = i;
+                break;
+            }
+            b')' => depth -= 1,
+            b',' | b';' if depth == 0 => {
+                end = i;
+                break;
+            }
+            c if depth == 0
+                && c.is_ascii_alphabetic()
+                && i > start
+                && !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_') =>
+            {
+                let word_end = bytes[i..]
+                    .iter()
+                    .position(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))
+                    .map_or(bytes.len(), |n| i + n);
+                let word = &sql[i..word_end];
+                if ENDS.iter().any(|k| k.eq_ignore_ascii_case(word)) {
+                    end = i;
+                    break;
+                }
+                i = word_end;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    sql[start..end.max(start)].trim_end()
+}
+
+/// The text after leading whitespace and comments.
+pub fn strip_leading_comments(sql: &str) -> &str {
+    let mut s = sql.trim_start();
+    loop {
+        if let Some(rest) = s.strip_prefix("/*")
+            && !rest.starts_with('!')
+            && let Some(end) = rest.find("*/")
+        {
+            s = rest[end + 2..].trim_start();
+        } else if let Some(rest) = s.strip_prefix("-- ").or_else(|| s.strip_prefix('#')) {
+            s = rest.split_once('\n').map_or("", |(_, r)| r).trim_start();
+        } else {
+            return s;
+        }
+    }
+}
+
+/// The text after a leading keyword (case-insensitive, then whitespace).
+pub fn strip_keyword<'a>(s: &'a str, keyword: &str) -> Option<&'a str> {
+    let head = s.get(..keyword.len())?;
+    if !head.eq_ignore_ascii_case(keyword) {
+        return None;
+    }
+    let rest = &s[keyword.len()..];
+    match rest.chars().next() {
+        None => Some(rest),
+        Some(c) if c.is_whitespace() => Some(rest.trim_start()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unescape_and_quote_round_trip() {
+        assert_eq!(
+            unescape(r"it''s a\'b c\\d \n"),
+            b"it's a'b c\\d \n".to_vec()
+        );
+        assert_eq!(quote_bytes(b"it's a\\b"), r"'it''s a\\b'");
+        assert_eq!(quote_bytes(&[0xff, 0x00]), "X'FF00'");
+    }
+
+    #[test]
+    fn interpolation_replaces_marks_in_order() {
+        let sql = format!(
+            "SELECT * FROM t WHERE a = {PARAM_MARK}1{PARAM_END} AND b = {PARAM_MARK}0{PARAM_END}"
+        );
+        let out = interpolate(
+            &sql,
+            &[OwnedValue::Bytes(b"x'y".to_vec()), OwnedValue::Int(-4)],
+        )
+        .unwrap();
+        assert_eq!(out, "SELECT * FROM t WHERE a = -4 AND b = 'x''y'");
+        assert_eq!(interpolate(&sql, &[OwnedValue::Null]), Err(1));
+    }
+
+    #[test]
+    fn offsets_count_characters() {
+        let sql = "SELECT 'é',\n  x";
+        assert_eq!(offset_of(sql, Location { line: 1, column: 8 }), Some(7));
+        assert_eq!(offset_of(sql, Location { line: 2, column: 3 }), Some(15));
+    }
+
+    #[test]
+    fn expression_text_ends_at_its_level() {
+        let sql = "SELECT avg(price), count(*) AS n, 'a,b' x, (1) FROM t ORDER BY y DESC";
+        assert_eq!(expr_text(sql, 7), "avg(price)");
+        assert_eq!(expr_text(sql, 19), "count(*)");
+        assert_eq!(expr_text(sql, 34), "'a,b' x");
+        assert_eq!(expr_text(sql, 43), "(1)");
+        assert_eq!(expr_text(sql, 63), "y");
+    }
+
+    #[test]
+    fn keyword_prefixes() {
+        assert_eq!(strip_keyword("VEXPLAIN plan x", "vexplain"), Some("plan x"));
+        assert_eq!(strip_keyword("vexplainx", "vexplain"), None);
+        assert_eq!(strip_leading_comments("/* a */ -- b\n select"), "select");
+    }
+}

@@ -1,0 +1,1122 @@
+//! The session's path for sharded keyspaces: plans each statement, relays a
+//! single-shard statement like any other (same buffering and transaction
+//! handling), and runs the rest on several shards at once, combining their
+//! answers in the gate.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::future::join_all;
+use tessera_sql::{Classified, Flags};
+use tessera_topo::TabletType;
+use tessera_wire::{BackendError, ColumnSpec, QueryResult, StatusFlags};
+
+use super::{BufferState, End, Request, Session, Slot, slot_conn};
+use crate::merge::{self, Rows};
+use crate::plan::{self, InsertPlan, OwnedValue, Plan, PlanContext, PlanError, Route, RowValue};
+
+/// What the client sent, for relaying it unchanged to one shard.
+#[derive(Clone, Copy)]
+enum Original<'a> {
+    Query(&'a Bytes),
+    Execute { stmt_id: u32, body: &'a [u8] },
+}
+
+impl Session {
+    /// The session's statements go through the planner: its keyspace is
+    /// sharded and no shard is targeted, or it has no keyspace while some
+    /// keyspace is sharded (tables are then found through the VSchemas).
+    pub(super) fn is_sharded_session(&self) -> bool {
+        let table = self.shared.routing.load();
+        match &self.target {
+            Some(t) if t.shard.is_none() => table
+                .keyspaces
+                .get(&t.keyspace)
+                .is_some_and(|k| k.vschema.sharded || k.shards.len() > 1),
+            Some(_) => false,
+            None => {
+                self.bad_database.is_none() && table.keyspaces.values().any(|k| k.vschema.sharded)
+            }
+        }
+    }
+
+    /// The first shard of the session's (or default) keyspace, for
+    /// statements any shard answers alike.
+    pub(super) fn sharded_any_shard(&self) -> Option<(Arc<str>, Arc<str>, TabletType)> {
+        if !self.is_sharded_session() {
+            return None;
+        }
+        let table = self.shared.routing.load();
+        let ks = match &self.target {
+            Some(t) => table.keyspaces.get(&t.keyspace)?,
+            None => table
+                .default_keyspace()
+                .or_else(|| table.keyspaces.values().next())?,
+        };
+        let (shard, _) = ks.vschema.shards.first()?;
+        Some((
+            Arc::from(ks.keyspace.name.as_str()),
+            shard.clone(),
+            self.tablet_type(),
+        ))
+    }
+
+    fn tablet_type(&self) -> TabletType {
+        self.target
+            .as_ref()
+            .map_or(TabletType::Primary, |t| t.tablet_type)
+    }
+
+    fn session_keyspace(&self) -> Option<Arc<str>> {
+        self.target.as_ref().map(|t| Arc::from(t.keyspace.as_str()))
+    }
+
+    /// A plan for `sql`, from the cache or made now.
+    fn plan_for(&self, sql: &str) -> Result<Arc<Plan>, PlanError> {
+        let table = self.shared.routing.load();
+        let keyspace = self.session_keyspace();
+        if let Some(p) = self
+            .shared
+            .plans
+            .get(keyspace.as_ref(), sql, table.vschema_epoch)
+        {
+            return Ok(p);
+        }
+        let ctx = PlanContext {
+            routing: &table,
+            keyspace: keyspace.as_deref(),
+        };
+        let planned = Arc::new(plan::plan(&ctx, sql)?);
+        self.shared
+            .plans
+            .insert(keyspace.as_ref(), sql, table.vschema_epoch, planned.clone());
+        Ok(planned)
+    }
+
+    pub(super) fn sharded_prepare_plan(&self, sql: &str) -> Result<Arc<Plan>, PlanError> {
+        self.plan_for(sql)
+    }
+
+    async fn send_plan_error(&mut self, e: PlanError) -> Result<(), End> {
+        self.send_gate_error(e.code, e.sqlstate, &e.message).await
+    }
+
+    pub(super) async fn sharded_query(
+        &mut self,
+        sql: &str,
+        payload: &Bytes,
+        classified: Classified,
+    ) -> Result<(), End> {
+        if classified.flags.contains(Flags::MULTI) {
+            return self
+                .send_gate_error(
+                    1235,
+                    "42000",
+                    "This version of Tessera doesn't yet support 'several statements in one query on a sharded keyspace'",
+                )
+                .await;
+        }
+        // LAST_INSERT_ID() is the session's, not the pooled connection's.
+        if classified.flags.contains(Flags::LAST_INSERT_ID)
+            && let Some(rewritten) = tessera_sql::rewrite_last_insert_id(sql, self.last_insert_id)
+        {
+            let mut bytes = Vec::with_capacity(rewritten.len() + 1);
+            bytes.push(tessera_wire::protocol::command::COM_QUERY);
+            bytes.extend_from_slice(rewritten.as_bytes());
+            let payload = Bytes::from(bytes);
+            let plan = match self.plan_for(&rewritten) {
+                Ok(p) => p,
+                Err(e) => return self.send_plan_error(e).await,
+            };
+            return self
+                .run_plan(&plan, &[], Original::Query(&payload), classified, false)
+                .await;
+        }
+        let plan = match self.plan_for(sql) {
+            Ok(p) => p,
+            Err(e) => return self.send_plan_error(e).await,
+        };
+        self.run_plan(&plan, &[], Original::Query(payload), classified, false)
+            .await
+    }
+
+    pub(super) async fn sharded_execute(
+        &mut self,
+        stmt_id: u32,
+        body: &[u8],
+        plan: Arc<Plan>,
+    ) -> Result<(), End> {
+        let params = match self.decode_params(stmt_id, body) {
+            Ok(p) => p,
+            Err(why) => {
+                tracing::debug!(peer = %self.peer, "bad execute packet: {why}");
+                return self
+                    .send_gate_error(1210, "HY000", "Incorrect arguments to mysqld_stmt_execute")
+                    .await;
+            }
+        };
+        let Some(stmt) = self.stmts.get(&stmt_id) else {
+            return Ok(());
+        };
+        let classified = Classified {
+            kind: stmt.kind,
+            flags: stmt.flags,
+        };
+        self.run_plan(
+            &plan,
+            &params,
+            Original::Execute { stmt_id, body },
+            classified,
+            true,
+        )
+        .await
+    }
+
+    /// The values of an execution's parameters, as the planner's values.
+    fn decode_params(&mut self, stmt_id: u32, body: &[u8]) -> Result<Vec<OwnedValue>, String> {
+        let stmt = self
+            .stmts
+            .get_mut(&stmt_id)
+            .ok_or_else(|| "unknown statement".to_string())?;
+        let header = tessera_wire::parse_execute(body, stmt.num_params)?;
+        if let Some(types) = header.param_types {
+            stmt.param_types.clear();
+            stmt.param_types.extend_from_slice(types);
+        }
+        let n = stmt.num_params as usize;
+        if n > 0 && stmt.param_types.len() < 2 * n {
+            return Err("parameter types were never bound".to_string());
+        }
+        let mut values = header.values;
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let is_null = header
+                .null_bitmap
+                .get(i / 8)
+                .is_some_and(|b| b & (1 << (i % 8)) != 0);
+            if let Some((_, data)) = stmt.long_data.iter().find(|(p, _)| *p as usize == i) {
+                out.push(OwnedValue::Bytes(data.clone()));
+                continue;
+            }
+            if is_null {
+                out.push(OwnedValue::Null);
+                continue;
+            }
+            let ty = stmt.param_types[2 * i];
+            let unsigned = stmt.param_types[2 * i + 1] & 0x80 != 0;
+            out.push(decode_binary_value(ty, unsigned, &mut values)?);
+        }
+        stmt.long_data.clear();
+        Ok(out)
+    }
+
+    async fn run_plan(
+        &mut self,
+        plan: &Plan,
+        params: &[OwnedValue],
+        original: Original<'_>,
+        classified: Classified,
+        binary: bool,
+    ) -> Result<(), End> {
+        match plan {
+            Plan::Route(route) => {
+                self.run_route(route, params, original, classified, binary)
+                    .await
+            }
+            Plan::Insert(insert) => self.run_insert(insert, params).await,
+            Plan::Ddl { keyspace } => self.run_ddl(keyspace, params, original).await,
+            Plan::Begin => self.sharded_begin().await,
+            Plan::Commit => self.sharded_finish("COMMIT").await,
+            Plan::Rollback => self.sharded_finish("ROLLBACK").await,
+            Plan::ShowVSchemaTables { keyspace } => self.show_vschema_tables(keyspace).await,
+            Plan::ShowVSchemaVindexes { keyspace } => self.show_vschema_vindexes(keyspace).await,
+            Plan::SelectNext {
+                keyspace,
+                table,
+                count,
+            } => self.select_next(keyspace, table, *count, binary).await,
+            Plan::VExplain(inner) => {
+                let text = inner.explain();
+                let rows = vec![vec![Some(text.into_bytes())]];
+                self.write_rows(&[ColumnSpec::varchar("plan")], &rows, binary)
+                    .await
+            }
+        }
+    }
+
+    fn keyspace_vschema(&self, keyspace: &str) -> Option<Arc<plan::vschema::KeyspaceVSchema>> {
+        self.shared
+            .routing
+            .load()
+            .keyspaces
+            .get(keyspace)
+            .map(|k| k.vschema.clone())
+    }
+
+    async fn run_route(
+        &mut self,
+        route: &Route,
+        params: &[OwnedValue],
+        original: Original<'_>,
+        classified: Classified,
+        binary: bool,
+    ) -> Result<(), End> {
+        let Some(vschema) = self.keyspace_vschema(&route.keyspace) else {
+            return self
+                .send_gate_error(
+                    1049,
+                    "42000",
+                    &format!("Unknown database '{}'", route.keyspace),
+                )
+                .await;
+        };
+        let shards = match plan::shards_for(&vschema, &route.routing, params) {
+            Ok(s) => s,
+            Err(e) => return self.send_plan_error(e).await,
+        };
+        let ty = self.tablet_type();
+        if shards.len() == 1 {
+            // One shard answers exactly what the client asked: relay it.
+            let shard = shards[0].clone();
+            if self.sharded_tx && self.begin_on(&route.keyspace, &shard, ty).await.is_err() {
+                return Ok(());
+            }
+            self.route_override = Some((route.keyspace.clone(), shard, ty));
+            let (request, flags, kind) = match original {
+                Original::Query(payload) => {
+                    (Request::Raw(payload), classified.flags, classified.kind)
+                }
+                Original::Execute { stmt_id, body } => (
+                    Request::Execute { stmt_id, body },
+                    classified.flags,
+                    classified.kind,
+                ),
+            };
+            let result = self.forward(request, flags, kind).await;
+            self.route_override = None;
+            return result;
+        }
+        let text = match (&route.sql, original) {
+            (Some(sql), _) => match plan::interpolate(sql, params) {
+                Ok(t) => t,
+                Err(i) => {
+                    return self
+                        .send_gate_error(1210, "HY000", &format!("parameter {i} was not bound"))
+                        .await;
+                }
+            },
+            (None, Original::Query(payload)) => String::from_utf8_lossy(&payload[1..]).into_owned(),
+            (None, Original::Execute { .. }) => {
+                return self
+                    .send_gate_error(1105, "HY000", "internal: a prepared route without its text")
+                    .await;
+            }
+        };
+        if shards.is_empty() {
+            // No shard can hold a matching row (e.g. `id IN ()` of values
+            // the vindex maps nowhere): the answer is empty; its shape
+            // still comes from a shard, with the condition made false.
+            let Some((first, _)) = vschema.shards.first() else {
+                return self
+                    .send_gate_error(1105, "HY000", "keyspace has no shards")
+                    .await;
+            };
+            if route.write {
+                return self.send_ok_counts(0, 0).await;
+            }
+            let parts = vec![(
+                first.clone(),
+                format!("SELECT * FROM ({text}) AS t WHERE 1 = 0"),
+            )];
+            return self
+                .gather(&route.keyspace, parts, ty, None, false, binary)
+                .await;
+        }
+        let parts: Vec<(Arc<str>, String)> =
+            shards.into_iter().map(|s| (s, text.clone())).collect();
+        let merge = route.merge.as_ref();
+        self.gather(&route.keyspace, parts, ty, merge, route.write, binary)
+            .await
+    }
+
+    /// Opens the session's sharded transaction on a shard it has not
+    /// reached yet. Err when the client was told why not.
+    async fn begin_on(
+        &mut self,
+        keyspace: &Arc<str>,
+        shard: &Arc<str>,
+        ty: TabletType,
+    ) -> Result<(), ()> {
+        let already = self.pinned.iter().any(|p| {
+            p.in_tx && p.tablet_type == ty && *p.keyspace == **keyspace && *p.shard == **shard
+        });
+        if already {
+            return Ok(());
+        }
+        self.route_override = Some((keyspace.clone(), shard.clone(), ty));
+        let slot = self.checkout(&mut BufferState::default()).await;
+        self.route_override = None;
+        let mut slot = slot?;
+        let conn = slot_conn(&mut self.pinned, &mut slot);
+        match conn.backend.query("BEGIN").await {
+            Ok(r) => {
+                let status = r.ok.map(|o| o.status).unwrap_or(conn.backend.status);
+                self.settle(slot, false, Some(status));
+                Ok(())
+            }
+            Err(e) => {
+                super::drop_slot(&mut self.pinned, slot);
+                let _ = self
+                    .send_gate_error(
+                        1105,
+                        "HY000",
+                        &format!(
+                            "BEGIN on {keyspace}/{shard}: {}",
+                            crate::pool::backend_error_text(&e)
+                        ),
+                    )
+                    .await;
+                Err(())
+            }
+        }
+    }
+
+    /// Runs one statement per shard at once and answers the client: merged
+    /// rows, or the OK of a write with its affected rows added up.
+    async fn gather(
+        &mut self,
+        keyspace: &Arc<str>,
+        parts: Vec<(Arc<str>, String)>,
+        ty: TabletType,
+        merge: Option<&plan::MergeTemplate>,
+        write: bool,
+        binary: bool,
+    ) -> Result<(), End> {
+        let Ok(results) = self.run_on_shards(keyspace, &parts, ty).await else {
+            return Ok(());
+        };
+        if write {
+            let affected: u64 = results
+                .iter()
+                .filter_map(|r| r.ok.map(|o| o.affected_rows))
+                .sum();
+            let last_id = results
+                .iter()
+                .filter_map(|r| r.ok.map(|o| o.last_insert_id))
+                .max()
+                .unwrap_or(0);
+            if last_id != 0 {
+                self.last_insert_id = last_id;
+            }
+            return self.send_ok_counts(affected, last_id).await;
+        }
+        let mut inputs: Vec<Rows> = results
+            .into_iter()
+            .map(|r| Rows {
+                columns: r.specs,
+                rows: r.rows,
+            })
+            .collect();
+        let combined = match merge {
+            Some(template) => {
+                let columns = inputs.first().map_or(0, |r| r.columns.len());
+                let spec = template.resolve(columns);
+                let collations = self
+                    .declared_collations(keyspace, template, &inputs[0].columns)
+                    .await;
+                match merge::merge_with_collations(&spec, &collations, inputs) {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        let (code, state) = e.mysql_code();
+                        return self.send_gate_error(code, state, &e.to_string()).await;
+                    }
+                }
+            }
+            None => {
+                let mut first = inputs.remove(0);
+                for more in inputs {
+                    first.rows.extend(more.rows);
+                }
+                first
+            }
+        };
+        self.write_rows(&combined.columns, &combined.rows, binary)
+            .await
+    }
+
+    /// The declared collation of each result column the schema tracker
+    /// knows: result metadata carries only the connection's.
+    async fn declared_collations(
+        &self,
+        keyspace: &str,
+        template: &plan::MergeTemplate,
+        columns: &[ColumnSpec],
+    ) -> Vec<Option<u16>> {
+        let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+        let sources = template.column_sources(&names);
+        // A table the tracker has not seen yet (created a moment ago, not
+        // through this gate): read the keyspace's schema now.
+        if sources
+            .iter()
+            .flatten()
+            .any(|(table, _)| self.shared.schema.table(keyspace, table).is_none())
+        {
+            let routing = self.shared.routing.load_full();
+            if let Err(e) = self.shared.schema.refresh_now(&routing, keyspace).await {
+                tracing::debug!("schema refresh of {keyspace} failed: {e}");
+            }
+        }
+        sources
+            .into_iter()
+            .map(|source| {
+                let (table, column) = source?;
+                let schema = self.shared.schema.table(keyspace, &table)?;
+                let collation = schema.column(&column)?.collation.clone()?;
+                merge::collation_id(&collation)
+            })
+            .collect()
+    }
+
+    /// Runs each (shard, sql) on its own connection, all at once. Err when
+    /// the client was already told of a failure.
+    async fn run_on_shards(
+        &mut self,
+        keyspace: &Arc<str>,
+        parts: &[(Arc<str>, String)],
+        ty: TabletType,
+    ) -> Result<Vec<QueryResult>, ()> {
+        let mut slots: Vec<Slot> = Vec::with_capacity(parts.len());
+        for (shard, _) in parts {
+            if self.sharded_tx && self.begin_on(keyspace, shard, ty).await.is_err() {
+                self.settle_all(slots, None);
+                return Err(());
+            }
+            self.route_override = Some((keyspace.clone(), shard.clone(), ty));
+            let slot = self.checkout(&mut BufferState::default()).await;
+            self.route_override = None;
+            match slot {
+                Ok(s) => slots.push(s),
+                Err(()) => {
+                    self.settle_all(slots, None);
+                    return Err(());
+                }
+            }
+        }
+        // Pinned slots point into `self.pinned`; lent ones own their lease.
+        let results: Vec<Result<QueryResult, BackendError>> = {
+            let pinned_idx: Vec<Option<usize>> = slots
+                .iter()
+                .map(|s| match s {
+                    Slot::Pinned(i) => Some(*i),
+                    Slot::Lent { .. } => None,
+                })
+                .collect();
+            let mut pinned_conns: Vec<(usize, &mut crate::pool::PooledConn)> = self
+                .pinned
+                .iter_mut()
+                .enumerate()
+                .filter(|(i, _)| pinned_idx.contains(&Some(*i)))
+                .map(|(i, p)| (i, p.lease.conn()))
+                .collect();
+            let mut lent_conns: Vec<&mut crate::pool::PooledConn> = slots
+                .iter_mut()
+                .filter_map(|s| match s {
+                    Slot::Lent { lease, .. } => Some(lease.conn()),
+                    Slot::Pinned(_) => None,
+                })
+                .collect();
+            // Put the connections back in the parts' order.
+            let mut ordered: Vec<&mut crate::pool::PooledConn> = Vec::with_capacity(parts.len());
+            let mut lent_iter = lent_conns.drain(..);
+            for idx in &pinned_idx {
+                match idx {
+                    Some(i) => {
+                        let at = pinned_conns
+                            .iter()
+                            .position(|(j, _)| j == i)
+                            .expect("pinned slot");
+                        ordered.push(pinned_conns.swap_remove(at).1);
+                    }
+                    None => ordered.push(lent_iter.next().expect("lent slot")),
+                }
+            }
+            join_all(
+                ordered
+                    .into_iter()
+                    .zip(parts.iter())
+                    .map(|(conn, (_, sql))| conn.backend.query(sql)),
+            )
+            .await
+        };
+        let mut out = Vec::with_capacity(results.len());
+        let mut first_error: Option<(u16, String, String)> = None;
+        let mut statuses = Vec::with_capacity(results.len());
+        let mut broken = Vec::with_capacity(results.len());
+        for (r, (shard, _)) in results.into_iter().zip(parts) {
+            match r {
+                Ok(q) => {
+                    statuses.push(q.ok.map(|o| o.status));
+                    broken.push(false);
+                    out.push(q);
+                }
+                Err(BackendError::Server(e)) => {
+                    statuses.push(None);
+                    broken.push(false);
+                    first_error.get_or_insert((e.code, e.sqlstate.clone(), e.message.clone()));
+                }
+                Err(e) => {
+                    statuses.push(None);
+                    broken.push(true);
+                    first_error.get_or_insert((
+                        2013,
+                        "HY000".to_string(),
+                        format!(
+                            "Lost connection to MySQL server of shard {keyspace}/{shard}: {}",
+                            crate::pool::backend_error_text(&e)
+                        ),
+                    ));
+                }
+            }
+        }
+        // Settle in reverse so swap_remove of pinned slots keeps the other
+        // indices valid.
+        let mut items: Vec<(Slot, Option<StatusFlags>, bool)> = slots
+            .into_iter()
+            .zip(statuses)
+            .zip(broken)
+            .map(|((s, st), b)| (s, st, b))
+            .collect();
+        items.sort_by_key(|(s, _, _)| match s {
+            Slot::Pinned(i) => std::cmp::Reverse(*i as isize),
+            Slot::Lent { .. } => std::cmp::Reverse(-1),
+        });
+        for (slot, status, is_broken) in items {
+            if is_broken {
+                super::drop_slot(&mut self.pinned, slot);
+            } else {
+                self.settle(slot, false, status);
+            }
+        }
+        if let Some((code, state, message)) = first_error {
+            self.shared.metrics.errors.inc();
+            let _ = self.send_error(code, &state, &message).await;
+            return Err(());
+        }
+        Ok(out)
+    }
+
+    fn settle_all(&mut self, slots: Vec<Slot>, status: Option<StatusFlags>) {
+        let mut slots = slots;
+        slots.sort_by_key(|s| match s {
+            Slot::Pinned(i) => std::cmp::Reverse(*i as isize),
+            Slot::Lent { .. } => std::cmp::Reverse(-1),
+        });
+        for s in slots {
+            self.settle(s, false, status);
+        }
+    }
+
+    async fn send_ok_counts(&mut self, affected: u64, last_insert_id: u64) -> Result<(), End> {
+        let status = self.client_status();
+        let packet = tessera_wire::ok_packet(self.caps, affected, last_insert_id, status, 0, "");
+        let mut seq = 1;
+        self.client.write_packet(&mut seq, &packet);
+        self.flush_client().await
+    }
+
+    async fn write_rows(
+        &mut self,
+        columns: &[ColumnSpec],
+        rows: &[Vec<Option<Vec<u8>>>],
+        binary: bool,
+    ) -> Result<(), End> {
+        let status = self.client_status();
+        let mut seq = 1;
+        if let Err(e) = tessera_wire::binary_row::write_resultset(
+            &mut self.client,
+            &mut seq,
+            self.caps,
+            columns,
+            rows,
+            status,
+            binary,
+        ) {
+            self.client.clear_write_buffer();
+            return self
+                .send_gate_error(
+                    1105,
+                    "HY000",
+                    &format!("cannot encode the merged result: {e}"),
+                )
+                .await;
+        }
+        self.flush_client().await
+    }
+
+    async fn run_insert(&mut self, insert: &InsertPlan, params: &[OwnedValue]) -> Result<(), End> {
+        let Some(vschema) = self.keyspace_vschema(&insert.keyspace) else {
+            return self
+                .send_gate_error(1049, "42000", "Unknown database")
+                .await;
+        };
+        let param = |i: usize| params.get(i).cloned().unwrap_or(OwnedValue::Null);
+        // Rows whose auto-increment value is missing or NULL take a sequence id.
+        let mut ids: Vec<i64> = Vec::new();
+        if let Some(seq) = &insert.sequence {
+            let needs = insert
+                .rows
+                .iter()
+                .filter(|r| match &r[insert.sequence_column] {
+                    RowValue::Generated => true,
+                    RowValue::Text {
+                        value: Some(OwnedValue::Null),
+                        ..
+                    } => true,
+                    RowValue::Param(i) => param(*i) == OwnedValue::Null,
+                    _ => false,
+                })
+                .count() as u64;
+            if needs > 0 {
+                let pool = {
+                    let table = self.shared.routing.load();
+                    table
+                        .keyspaces
+                        .get(&seq.sequence_keyspace)
+                        .and_then(|k| k.shards.values().next())
+                        .and_then(|s| s.primary.as_ref())
+                        .map(|p| p.pool.clone())
+                };
+                let Some(pool) = pool else {
+                    return self
+                        .send_gate_error(
+                            1105,
+                            "HY000",
+                            &format!(
+                                "no primary for sequence {}.{}",
+                                seq.sequence_keyspace, seq.sequence_table
+                            ),
+                        )
+                        .await;
+                };
+                match self
+                    .shared
+                    .sequences
+                    .next_ids(&seq.sequence_keyspace, &seq.sequence_table, needs, &pool)
+                    .await
+                {
+                    Ok(v) => ids = v,
+                    Err(e) => {
+                        let (code, state, message) = e.to_mysql();
+                        return self.send_error(code, &state, &message).await;
+                    }
+                }
+            }
+        }
+        let first_id = ids.first().copied();
+        let mut next_id = ids.into_iter();
+        let mut per_shard: BTreeMap<Arc<str>, Vec<String>> = BTreeMap::new();
+        for row in &insert.rows {
+            let mut texts = Vec::with_capacity(row.len());
+            let mut vindex_value = None;
+            for (i, v) in row.iter().enumerate() {
+                let generated = i == insert.sequence_column
+                    && insert.sequence.is_some()
+                    && match v {
+                        RowValue::Generated => true,
+                        RowValue::Text {
+                            value: Some(OwnedValue::Null),
+                            ..
+                        } => true,
+                        RowValue::Param(p) => param(*p) == OwnedValue::Null,
+                        _ => false,
+                    };
+                let (text, value) = if generated {
+                    let id = next_id.next().unwrap_or_default();
+                    (id.to_string(), Some(OwnedValue::Int(id)))
+                } else {
+                    match v {
+                        RowValue::Text { sql, value } => (sql.clone(), value.clone()),
+                        RowValue::Param(p) => {
+                            let value = param(*p);
+                            (value.to_sql(), Some(value))
+                        }
+                        RowValue::Generated => ("NULL".to_string(), Some(OwnedValue::Null)),
+                    }
+                };
+                if i == insert.vindex_column {
+                    vindex_value = value;
+                }
+                texts.push(text);
+            }
+            let row_text = format!("({})", texts.join(", "));
+            if insert.all_shards || insert.vindex.is_none() {
+                for (shard, _) in &vschema.shards {
+                    per_shard
+                        .entry(shard.clone())
+                        .or_default()
+                        .push(row_text.clone());
+                }
+                continue;
+            }
+            let vindex = insert.vindex.as_ref().expect("checked");
+            let value = vindex_value.unwrap_or(OwnedValue::Null);
+            let ksid = match plan::map_value(vindex.as_ref(), &value, true) {
+                Ok(Some(k)) => k,
+                Ok(None) => unreachable!("for_write maps or errs"),
+                Err(e) => return self.send_plan_error(e).await,
+            };
+            let Some(shard) = vschema.shard_for(&ksid) else {
+                return self
+                    .send_gate_error(
+                        1105,
+                        "HY000",
+                        &format!(
+                            "no shard of keyspace '{}' owns keyspace id {ksid}",
+                            insert.keyspace
+                        ),
+                    )
+                    .await;
+            };
+            per_shard.entry(shard.clone()).or_default().push(row_text);
+        }
+        let parts: Vec<(Arc<str>, String)> = per_shard
+            .into_iter()
+            .map(|(shard, rows)| {
+                (
+                    shard,
+                    format!(
+                        "{} VALUES {}{}",
+                        insert.prefix,
+                        rows.join(", "),
+                        insert.suffix
+                    ),
+                )
+            })
+            .collect();
+        let ty = self.tablet_type();
+        let Ok(results) = self.run_on_shards(&insert.keyspace, &parts, ty).await else {
+            return Ok(());
+        };
+        let mut affected: u64 = results
+            .iter()
+            .filter_map(|r| r.ok.map(|o| o.affected_rows))
+            .sum();
+        if insert.all_shards && !parts.is_empty() {
+            // Every shard's copy took the same rows: report them once.
+            affected /= parts.len() as u64;
+        }
+        let last_id = match first_id {
+            Some(id) => id as u64,
+            None => results
+                .iter()
+                .filter_map(|r| r.ok.map(|o| o.last_insert_id))
+                .find(|&id| id != 0)
+                .unwrap_or(0),
+        };
+        if last_id != 0 {
+            self.last_insert_id = last_id;
+        }
+        self.send_ok_counts(affected, last_id).await
+    }
+
+    async fn run_ddl(
+        &mut self,
+        keyspace: &Arc<str>,
+        params: &[OwnedValue],
+        original: Original<'_>,
+    ) -> Result<(), End> {
+        let Original::Query(payload) = original else {
+            let _ = params;
+            return self
+                .send_gate_error(
+                    1295,
+                    "HY000",
+                    "This command is not supported in the prepared statement protocol yet",
+                )
+                .await;
+        };
+        if self.sharded_tx {
+            // DDL commits implicitly, as on a server.
+            if self.finish_all("COMMIT").await.is_err() {
+                return Ok(());
+            }
+        }
+        let Some(vschema) = self.keyspace_vschema(keyspace) else {
+            return self
+                .send_gate_error(1049, "42000", "Unknown database")
+                .await;
+        };
+        let sql = String::from_utf8_lossy(&payload[1..]).into_owned();
+        let parts: Vec<(Arc<str>, String)> = vschema
+            .shards
+            .iter()
+            .map(|(s, _)| (s.clone(), sql.clone()))
+            .collect();
+        let result = self
+            .run_on_shards(keyspace, &parts, TabletType::Primary)
+            .await;
+        let routing = self.shared.routing.load_full();
+        if let Err(e) = self.shared.schema.refresh_now(&routing, keyspace).await {
+            tracing::debug!("schema refresh of {keyspace} after DDL failed: {e}");
+        }
+        match result {
+            Ok(_) => self.send_ok_counts(0, 0).await,
+            Err(()) => Ok(()),
+        }
+    }
+
+    async fn sharded_begin(&mut self) -> Result<(), End> {
+        if self.sharded_tx && self.finish_all("COMMIT").await.is_err() {
+            return Ok(());
+        }
+        self.sharded_tx = true;
+        self.send_ok_counts(0, 0).await
+    }
+
+    async fn sharded_finish(&mut self, verb: &str) -> Result<(), End> {
+        match self.finish_all(verb).await {
+            Ok(()) => self.send_ok_counts(0, 0).await,
+            Err(()) => Ok(()),
+        }
+    }
+
+    /// Commits or rolls back every shard's part of the session's
+    /// transaction, in turn. Err when the client was told of a failure.
+    async fn finish_all(&mut self, verb: &str) -> Result<(), ()> {
+        self.sharded_tx = false;
+        let mut failure: Option<String> = None;
+        let mut i = 0;
+        while i < self.pinned.len() {
+            if !self.pinned[i].in_tx {
+                i += 1;
+                continue;
+            }
+            let label = format!("{}/{}", self.pinned[i].keyspace, self.pinned[i].shard);
+            let result = self.pinned[i].lease.conn().backend.query(verb).await;
+            match result {
+                Ok(r) => {
+                    let status = r.ok.map(|o| o.status);
+                    self.settle(Slot::Pinned(i), false, status);
+                    // settle may have removed entry i (swap_remove): look
+                    // at the same index again.
+                }
+                Err(e) => {
+                    let text = crate::pool::backend_error_text(&e);
+                    failure.get_or_insert(format!("{verb} failed on {label}: {text}"));
+                    self.pinned.swap_remove(i).lease.discard();
+                }
+            }
+        }
+        match failure {
+            None => Ok(()),
+            Some(message) => {
+                let _ = self.send_gate_error(1105, "HY000", &message).await;
+                Err(())
+            }
+        }
+    }
+
+    async fn show_vschema_tables(&mut self, keyspace: &str) -> Result<(), End> {
+        let Some(vschema) = self.keyspace_vschema(keyspace) else {
+            return self
+                .send_gate_error(1049, "42000", "Unknown database")
+                .await;
+        };
+        let mut names: Vec<&String> = vschema.parsed.tables.keys().collect();
+        names.sort();
+        let rows: Vec<Vec<Option<Vec<u8>>>> = names
+            .into_iter()
+            .map(|n| vec![Some(n.as_bytes().to_vec())])
+            .collect();
+        self.write_rows(&[ColumnSpec::varchar("Tables")], &rows, false)
+            .await
+    }
+
+    async fn show_vschema_vindexes(&mut self, keyspace: &str) -> Result<(), End> {
+        let Some(vschema) = self.keyspace_vschema(keyspace) else {
+            return self
+                .send_gate_error(1049, "42000", "Unknown database")
+                .await;
+        };
+        let rows: Vec<Vec<Option<Vec<u8>>>> = vschema
+            .parsed
+            .vindexes
+            .iter()
+            .map(|(name, v)| {
+                let params = v
+                    .params
+                    .iter()
+                    .map(|(k, val)| format!("{k}={val}"))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                vec![
+                    Some(keyspace.as_bytes().to_vec()),
+                    Some(name.as_bytes().to_vec()),
+                    Some(v.vindex_type.as_bytes().to_vec()),
+                    Some(params.into_bytes()),
+                    Some(v.owner.as_bytes().to_vec()),
+                ]
+            })
+            .collect();
+        let columns = ["Keyspace", "Name", "Type", "Params", "Owner"].map(ColumnSpec::varchar);
+        self.write_rows(&columns, &rows, false).await
+    }
+
+    async fn select_next(
+        &mut self,
+        keyspace: &str,
+        table: &str,
+        count: u64,
+        binary: bool,
+    ) -> Result<(), End> {
+        let pool = {
+            let routing = self.shared.routing.load();
+            routing
+                .keyspaces
+                .get(keyspace)
+                .and_then(|k| k.shards.values().next())
+                .and_then(|s| s.primary.as_ref())
+                .map(|p| p.pool.clone())
+        };
+        let Some(pool) = pool else {
+            return self
+                .send_gate_error(
+                    1105,
+                    "HY000",
+                    &format!("no primary for sequence {keyspace}.{table}"),
+                )
+                .await;
+        };
+        match self
+            .shared
+            .sequences
+            .next_range(keyspace, table, count, &pool)
+            .await
+        {
+            Ok(range) => {
+                let rows = vec![vec![Some(range.start.to_string().into_bytes())]];
+                self.write_rows(&[ColumnSpec::bigint("nextval")], &rows, binary)
+                    .await
+            }
+            Err(e) => {
+                let (code, state, message) = e.to_mysql();
+                self.send_error(code, &state, &message).await
+            }
+        }
+    }
+}
+
+/// One binary-protocol parameter value (MySQL's COM_STMT_EXECUTE encoding).
+fn decode_binary_value(ty: u8, unsigned: bool, buf: &mut &[u8]) -> Result<OwnedValue, String> {
+    fn take<'a>(buf: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
+        if buf.len() < n {
+            return Err("parameter value truncated".to_string());
+        }
+        let (head, rest) = buf.split_at(n);
+        *buf = rest;
+        Ok(head)
+    }
+    let int = |bytes: &[u8], unsigned: bool| -> OwnedValue {
+        let mut raw = [0u8; 8];
+        raw[..bytes.len()].copy_from_slice(bytes);
+        let u = u64::from_le_bytes(raw);
+        if unsigned {
+            return OwnedValue::UInt(u);
+        }
+        let bits = bytes.len() * 8;
+        let shift = 64 - bits;
+        OwnedValue::Int(((u << shift) as i64) >> shift)
+    };
+    Ok(match ty {
+        0x06 => OwnedValue::Null,
+        0x01 => int(take(buf, 1)?, unsigned),
+        0x02 | 0x0d => int(take(buf, 2)?, unsigned),
+        0x03 | 0x09 => int(take(buf, 4)?, unsigned),
+        0x08 => int(take(buf, 8)?, unsigned),
+        0x04 => {
+            let b = take(buf, 4)?;
+            let f = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            OwnedValue::Decimal(format!("{f:e}").into_bytes())
+        }
+        0x05 => {
+            let b = take(buf, 8)?;
+            let f = f64::from_le_bytes(b.try_into().expect("8 bytes"));
+            OwnedValue::Decimal(format!("{f:e}").into_bytes())
+        }
+        0x0a | 0x07 | 0x0c => {
+            let len = take(buf, 1)?[0] as usize;
+            let b = take(buf, len)?;
+            let get = |i: usize| b.get(i).copied().unwrap_or(0);
+            let year = u16::from_le_bytes([get(0), get(1)]);
+            let mut text = format!("{year:04}-{:02}-{:02}", get(2), get(3));
+            if len >= 7 {
+                text.push_str(&format!(" {:02}:{:02}:{:02}", get(4), get(5), get(6)));
+            }
+            if len >= 11 {
+                let us = u32::from_le_bytes([get(7), get(8), get(9), get(10)]);
+                text.push_str(&format!(".{us:06}"));
+            }
+            OwnedValue::Bytes(text.into_bytes())
+        }
+        0x0b => {
+            let len = take(buf, 1)?[0] as usize;
+            let b = take(buf, len)?;
+            let get = |i: usize| b.get(i).copied().unwrap_or(0);
+            let negative = get(0) == 1;
+            let days = u32::from_le_bytes([get(1), get(2), get(3), get(4)]);
+            let hours = days * 24 + get(5) as u32;
+            let mut text = format!(
+                "{}{hours:02}:{:02}:{:02}",
+                if negative { "-" } else { "" },
+                get(6),
+                get(7)
+            );
+            if len >= 12 {
+                let us = u32::from_le_bytes([get(8), get(9), get(10), get(11)]);
+                text.push_str(&format!(".{us:06}"));
+            }
+            OwnedValue::Bytes(text.into_bytes())
+        }
+        _ => {
+            let len = tessera_wire::protocol::read_lenenc_int(buf)
+                .ok_or("parameter length truncated")? as usize;
+            let b = take(buf, len)?;
+            if ty == 0xf6 || ty == 0x00 {
+                OwnedValue::Decimal(b.to_vec())
+            } else {
+                OwnedValue::Bytes(b.to_vec())
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_params_decode() {
+        let mut b: &[u8] = &[0xfe];
+        assert_eq!(
+            decode_binary_value(0x01, false, &mut b).unwrap(),
+            OwnedValue::Int(-2)
+        );
+        let mut b: &[u8] = &[0xfe];
+        assert_eq!(
+            decode_binary_value(0x01, true, &mut b).unwrap(),
+            OwnedValue::UInt(254)
+        );
+        let mut b: &[u8] = &[3, b'a', b'\'', b'c'];
+        assert_eq!(
+            decode_binary_value(0xfd, false, &mut b).unwrap(),
+            OwnedValue::Bytes(b"a'c".to_vec())
+        );
+        let mut b: &[u8] = &[4, 0xe8, 0x07, 1, 2];
+        assert_eq!(
+            decode_binary_value(0x0a, false, &mut b).unwrap(),
+            OwnedValue::Bytes(b"2024-01-02".to_vec())
+        );
+        assert!(b.is_empty());
+    }
+}
