@@ -41,7 +41,7 @@ const SQL_TIMEOUT: Duration = Duration::from_secs(10);
 const DURABILITY_REFRESH_TICKS: u64 = 10;
 /// A primary re-reads its Shard record every this many monitor ticks, to
 /// find out that an emergency reparent replaced it while it was cut off.
-const SUPERSEDED_CHECK_TICKS: u64 = 2;
+const SUPERSEDED_CHECK_TICKS: u64 = 1;
 /// How often a semi-sync primary left without replicas says so again.
 const NO_REPLICA_ALARM_EVERY: Duration = Duration::from_secs(30);
 /// Longest wait /wait-for-position accepts, so a request cannot pin a
@@ -580,11 +580,21 @@ impl Shared {
         tracing::error!(alias = %self.cfg.alias, own_term, new_primary = %new_primary, new_term,
             "SUPERSEDED PRIMARY: the Shard record names a newer primary; fencing writes and demoting this tablet");
         self.role.lock().expect("role lock").read_only = true;
-        // A commit stuck waiting for a semi-sync ack can hold up read_only.
+        // Application sessions go first. A commit waiting for a semi-sync
+        // acknowledgement that will never come holds up read_only, and
+        // turning semi-sync off below (to replicate) would release it and
+        // tell its client it succeeded: a write acknowledged here alone,
+        // lost for good. Killed, its client hears of a failure instead.
         let fenced = tokio::time::timeout(SQL_TIMEOUT, async {
             let mut conn = self.conn(None).await?;
+            let creds = &self.cfg.mysqld.credentials;
+            let killed = replication::kill_app_connections(&mut conn, creds).await;
             let out = replication::set_read_only(&mut conn, true).await;
+            // Sessions that slipped in before read_only took effect.
+            let killed_after = replication::kill_app_connections(&mut conn, creds).await;
             let _ = conn.disconnect().await;
+            tracing::warn!(alias = %self.cfg.alias, killed = ?killed.ok(), killed_after = ?killed_after.ok(),
+                "application sessions of the superseded primary killed");
             out
         })
         .await

@@ -115,12 +115,22 @@ impl MysqldConfig {
         self.root_dir.join("init.done")
     }
 
-    /// Options to connect as the dba user over TCP to 127.0.0.1:port,
-    /// optionally into database `db`.
+    /// The address the agent reaches its own mysqld at: the bind address
+    /// when mysqld listens on one address only (a tablet advertising a LAN
+    /// address binds there, not on loopback), else 127.0.0.1.
+    pub fn local_host(&self) -> &str {
+        match self.bind_address.as_str() {
+            "" | "*" | "0.0.0.0" | "::" => "127.0.0.1",
+            one => one,
+        }
+    }
+
+    /// Options to connect as the dba user over TCP to this mysqld (see
+    /// `local_host`), optionally into database `db`.
     pub fn dba_opts(&self, db: Option<&str>) -> mysql_async::OptsBuilder {
         let c = &self.credentials;
         mysql_async::OptsBuilder::default()
-            .ip_or_hostname("127.0.0.1")
+            .ip_or_hostname(self.local_host())
             .tcp_port(self.port)
             .user(Some(c.dba_user.clone()))
             .pass(Some(c.dba_password.clone()))
@@ -336,7 +346,8 @@ impl Mysqld {
             ("read_only", "1".into()),
             ("skip-slave-start", "1".into()),
             // A replica notices a silently dead source this fast (heartbeats
-            // come every 2 s, see replication.rs).
+            // come every 2 s, see replication.rs); a --mysqld-cnf fragment
+            // may lower it.
             ("slave_net_timeout", "10".into()),
             // Semi-sync boots off on every role: a primary waiting for acks
             // with no replica attached blocks every write, so the agent turns
@@ -504,14 +515,14 @@ impl Mysqld {
         mysql_async::Conn::new(self.cfg.dba_opts(None)).await
     }
 
-    /// A connection as the dba user over TCP to 127.0.0.1:port.
+    /// A connection as the dba user over TCP (see `MysqldConfig::local_host`).
     pub async fn dba_conn(&self) -> anyhow::Result<mysql_async::Conn> {
         self.dba_conn_raw()
             .await
             .with_context(|| format!("connecting as dba to mysqld on port {}", self.cfg.port))
     }
 
-    /// A pool of dba connections over TCP to 127.0.0.1:port.
+    /// A pool of dba connections over TCP (see `MysqldConfig::local_host`).
     pub fn dba_pool(&self) -> mysql_async::Pool {
         mysql_async::Pool::new(self.cfg.dba_opts(None))
     }
@@ -615,6 +626,16 @@ mod tests {
     fn escapes() {
         assert_eq!(escape_string(r"a'b\c"), r"a''b\\c");
         assert_eq!(quote_ident("we`ird"), "`we``ird`");
+    }
+
+    #[test]
+    fn the_agent_reaches_mysqld_where_it_listens() {
+        let mut c = MysqldConfig::new("/tmp/x", 3306, 1, "db");
+        assert_eq!(c.local_host(), "127.0.0.1");
+        c.bind_address = "10.1.2.3".into();
+        assert_eq!(c.local_host(), "10.1.2.3");
+        c.bind_address = "0.0.0.0".into();
+        assert_eq!(c.local_host(), "127.0.0.1");
     }
 
     #[test]

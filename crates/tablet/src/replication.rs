@@ -14,9 +14,15 @@ use crate::mysqld::{Credentials, escape_string};
 /// How often the IO thread retries a lost source, in seconds. The default
 /// (60 s) would leave a replica idle for a minute after a failover.
 const CONNECT_RETRY_SECS: u32 = 2;
-/// Heartbeats let a replica notice a silently dead source; must stay below
-/// the `slave_net_timeout` the agent's my.cnf sets.
-const HEARTBEAT_SECS: u32 = 2;
+/// Heartbeats let a replica tell a quiet source from a silently dead one:
+/// the replica gives up after `slave_net_timeout` without a byte. Every 2 s,
+/// or more often when `slave_net_timeout` is below 4 s, so that at least
+/// two heartbeats fit in it.
+const MAX_HEARTBEAT_SECS: f64 = 2.0;
+
+fn heartbeat_period(slave_net_timeout_secs: u32) -> f64 {
+    (f64::from(slave_net_timeout_secs) / 2.0).clamp(0.5, MAX_HEARTBEAT_SECS)
+}
 
 /// Where a replica pulls its binlog from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +53,11 @@ pub async fn replicate_from(
     conn.query_drop("SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_current_pos")
         .await
         .context("aligning gtid_slave_pos with gtid_current_pos")?;
+    let net_timeout: Option<u32> = conn
+        .query_first("SELECT @@GLOBAL.slave_net_timeout")
+        .await
+        .context("reading slave_net_timeout")?;
+    let heartbeat = heartbeat_period(net_timeout.unwrap_or(10));
     let change = format!(
         "CHANGE MASTER TO MASTER_HOST='{}', MASTER_PORT={}, MASTER_USER='{}', \
          MASTER_PASSWORD='{}', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY={}, \
@@ -56,7 +67,7 @@ pub async fn replicate_from(
         escape_string(&creds.repl_user),
         escape_string(&creds.repl_password),
         CONNECT_RETRY_SECS,
-        HEARTBEAT_SECS,
+        heartbeat,
     );
     conn.query_drop(change).await.context("CHANGE MASTER TO")?;
     conn.query_drop("START SLAVE")
@@ -360,6 +371,14 @@ pub fn missing_gtids(pos: &str, state: &str) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn heartbeats_fit_twice_in_the_net_timeout() {
+        assert_eq!(heartbeat_period(10), 2.0);
+        assert_eq!(heartbeat_period(3), 1.5);
+        assert_eq!(heartbeat_period(2), 1.0);
+        assert_eq!(heartbeat_period(0), 0.5);
+    }
 
     #[test]
     fn finds_gtids_a_server_never_logged() {
