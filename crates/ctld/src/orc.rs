@@ -319,9 +319,13 @@ async fn check_shard(
         .filter(|t| t.alias != primary.alias)
         .collect();
     let timeout = cfg.probe_timeout();
-    let (primary_health, replica_health) = tokio::join!(
+    // The primary's mysqld is pinged alongside, not after a failed agent
+    // probe: a host cut off the network makes both wait for their
+    // timeouts, and in a row they would double every round.
+    let (primary_health, replica_health, primary_mysqld_answers) = tokio::join!(
         probe(&primary, timeout),
-        join_all(replicas.iter().map(|t| probe(t, timeout)))
+        join_all(replicas.iter().map(|t| probe(t, timeout))),
+        mysqld_answers(&primary.mysql_host, primary.mysql_port)
     );
 
     // A new primary (after anyone's reparent) starts a new count.
@@ -344,6 +348,7 @@ async fn check_shard(
                 &replicas,
                 &replica_health,
                 format!("{agent_err:#}"),
+                primary_mysqld_answers,
                 &mut mem,
             )
             .await;
@@ -396,11 +401,12 @@ async fn check_dead_primary(
     replicas: &[&Tablet],
     replica_health: &[anyhow::Result<TabletHealth>],
     agent_err: String,
+    mysqld_answered: bool,
     mem: &mut ShardMemory,
 ) {
     let ks_shard = format!("{}/{}", shard.keyspace, shard.name);
     let reset = |mem: &mut ShardMemory| mem.failed_checks = 0;
-    if mysqld_answers(&primary.mysql_host, primary.mysql_port).await {
+    if mysqld_answered {
         // Only the agent is gone; the database still serves.
         if mem.failed_checks > 0 {
             record_event(

@@ -22,6 +22,9 @@ use crate::ops::{REPARENT_CALL_TIMEOUT, SHARD_LOCK_WAIT, now_ms, repoint};
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Probing a tablet during an emergency must not wait on a dead host long.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Setting a presumed-dead primary read-only is best effort (the replicas
+/// stopping their IO threads is the real fence): bounded tightly.
+const OLD_PRIMARY_FENCE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What a reparent did.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -577,16 +580,32 @@ async fn emergency_locked(
     let old = old_alias
         .as_ref()
         .and_then(|a| tablets.iter().find(|t| &t.alias == a));
-    let old_reachable = match old {
-        Some(o) => client(o, PROBE_TIMEOUT).set_read_only(true).await.is_ok(),
-        None => false,
-    };
+    // The presumed-dead primary is set read-only on the side, briefly, and
+    // nothing waits for it until the end: a host cut off the network does
+    // not refuse connections, it swallows them, and every second spent on
+    // it would be a second of unavailability. Its replicas no longer
+    // receiving is what fences it.
+    let fence_old = old.cloned().map(|o| {
+        tokio::spawn(async move {
+            client(&o, OLD_PRIMARY_FENCE_TIMEOUT)
+                .set_read_only(true)
+                .await
+                .is_ok()
+        })
+    });
+    let started = Instant::now();
     let stopped = join_all(
         others
             .iter()
             .map(|t| async move { client(t, PROBE_TIMEOUT).stop_io_thread().await }),
     )
     .await;
+    info!(
+        keyspace,
+        shard,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "emergency reparent: replicas stopped receiving"
+    );
     let mut probed = Vec::new();
     let mut unreachable = Vec::new();
     for (t, answer) in others.iter().zip(stopped) {
@@ -676,6 +695,8 @@ async fn emergency_locked(
         }
     }
 
+    info!(keyspace, shard, candidate = %cand.alias, elapsed_ms = started.elapsed().as_millis() as u64,
+        "emergency reparent: candidate applied its relay log");
     let term = record.primary_term + 1;
     let promoted = cand_client.promote(term).await.map_err(|e| {
         tablet_failed(format!(
@@ -684,7 +705,8 @@ async fn emergency_locked(
         ))
     })?;
     record_promotion(topo, keyspace, shard, &cand.alias, term).await?;
-    info!(keyspace, shard, new_primary = %cand.alias, term, "emergency reparent: promoted");
+    info!(keyspace, shard, new_primary = %cand.alias, term, elapsed_ms = started.elapsed().as_millis() as u64,
+        "emergency reparent: promoted");
     let _ = promoted;
 
     // Binlogs older than the new primary's oldest file are gone: a replica
@@ -724,6 +746,10 @@ async fn emergency_locked(
         }
         to_repoint.push(&p.tablet);
     }
+    let old_reachable = match fence_old {
+        Some(task) => task.await.unwrap_or(false),
+        None => false,
+    };
     if let (Some(o), true) = (old, old_reachable) {
         to_repoint.push(o);
     }
