@@ -277,6 +277,23 @@ impl Process {
         Process { name, child }
     }
 
+    /// Like `spawn`, inside network namespace `netns` (`ip netns exec`
+    /// execs the binary in place, so signals reach tessera itself).
+    pub fn spawn_in_netns(name: &'static str, netns: &str, args: &[String]) -> Process {
+        let child = Command::new("ip")
+            .args(["netns", "exec", netns, tessera_bin()])
+            .args(args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name} starts in netns {netns}: {e}"));
+        Process { name, child }
+    }
+
     /// SIGTERM, then waits; true when it exited successfully within 60 s.
     pub fn terminate(&mut self) -> bool {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
