@@ -307,9 +307,12 @@ async fn check_placement(
     report: &mut Report,
 ) -> Result<(), String> {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut contents: BTreeMap<&str, Vec<Vec<Cell>>> = BTreeMap::new();
     for shard in shards_of(keyspace) {
         let mut client = shard_client(ports, keyspace, shard).await?;
         for (table, column, kind) in SHARDED_TABLES {
+            let rows = client.rows(&format!("SELECT * FROM {table}")).await?;
+            contents.entry(table).or_default().extend(rows);
             let (count, foreign) = foreign_rows(&mut client, shard, table, column, kind).await?;
             if count == 0 {
                 report.fail(format!(
@@ -346,6 +349,19 @@ async fn check_placement(
         if want != got {
             report.fail(format!(
                 "PLACEMENT [{keyspace}] {table}: the shards hold {got} rows together, the reference {want}"
+            ));
+        }
+        // The rows themselves, as stored: a rewrite of the INSERT that
+        // changed a value shows here first.
+        let want = reference.rows(&format!("SELECT * FROM {table}")).await?;
+        let got = contents.remove(table).unwrap_or_default();
+        let (missing, extra) = outcome::multiset_delta(&want, &got);
+        if !missing.is_empty() || !extra.is_empty() {
+            report.fail(format!(
+                "LOAD [{keyspace}] {table}: rows stored in the shards differ from the reference ({} rows); only in the reference:{}; only in the shards:{}",
+                missing.len(),
+                outcome::render_rows(&missing, 10),
+                outcome::render_rows(&extra, 10)
             ));
         }
     }

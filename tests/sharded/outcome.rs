@@ -69,6 +69,59 @@ fn render_cell(cell: &Cell) -> String {
     }
 }
 
+/// Rows of `want` missing from `got`, and rows of `got` not in `want`,
+/// counting duplicates.
+pub fn multiset_delta(want: &[Vec<Cell>], got: &[Vec<Cell>]) -> (Vec<Vec<Cell>>, Vec<Vec<Cell>>) {
+    let mut want = want.to_vec();
+    let mut got = got.to_vec();
+    want.sort();
+    got.sort();
+    let (mut missing, mut extra) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < want.len() || j < got.len() {
+        match (want.get(i), got.get(j)) {
+            (Some(a), Some(b)) if a == b => {
+                i += 1;
+                j += 1;
+            }
+            (Some(a), Some(b)) if a < b => {
+                missing.push(a.clone());
+                i += 1;
+            }
+            (Some(_), Some(b)) => {
+                extra.push(b.clone());
+                j += 1;
+            }
+            (Some(a), None) => {
+                missing.push(a.clone());
+                i += 1;
+            }
+            (None, Some(b)) => {
+                extra.push(b.clone());
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    (missing, extra)
+}
+
+/// Up to `max` rows inline: ` [a, b] [c, d] (+3 more)`, or ` none`.
+pub fn render_rows(rows: &[Vec<Cell>], max: usize) -> String {
+    if rows.is_empty() {
+        return " none".to_string();
+    }
+    let mut out = String::new();
+    for row in rows.iter().take(max) {
+        let cells: Vec<String> = row.iter().map(render_cell).collect();
+        let _ = write!(out, " [{}]", cells.join(", "));
+    }
+    if rows.len() > max {
+        let _ = write!(out, " (+{} more)", rows.len() - max);
+    }
+    out
+}
+
 /// Why `got` differs from `expected`, or None when they are equal: the same
 /// column count and names, and the same rows (in order when `ordered`, as
 /// multisets otherwise); or the same error code; or the same rows affected.
@@ -105,11 +158,15 @@ pub fn difference(expected: &Outcome, got: &Outcome, ordered: bool) -> Option<St
                 let first = want_rows.iter().zip(got_rows).position(|(a, b)| a != b)?;
                 return Some(format!("rows differ from row {} on (in order)", first + 1));
             }
-            let mut want = want_rows.clone();
-            let mut got = got_rows.clone();
-            want.sort();
-            got.sort();
-            (want != got).then(|| "rows differ (as multisets)".to_string())
+            let (missing, extra) = multiset_delta(want_rows, got_rows);
+            if missing.is_empty() && extra.is_empty() {
+                return None;
+            }
+            Some(format!(
+                "rows differ (as multisets); only in the reference:{}; only from the gate:{}",
+                render_rows(&missing, 5),
+                render_rows(&extra, 5)
+            ))
         }
         (Outcome::Error { code: a, .. }, Outcome::Error { code: b, .. }) => {
             (a != b).then(|| format!("error {a} expected, got error {b}"))
@@ -274,6 +331,12 @@ mod tests {
         let b = rows(&["id"], &[&[None], &[Some("2")], &[Some("1")]]);
         assert_eq!(difference(&a, &b, false), None);
         assert!(difference(&a, &b, true).unwrap().contains("row 1"));
+        let c = rows(&["id"], &[&[Some("1")], &[Some("1")], &[None]]);
+        let why = difference(&a, &c, false).unwrap();
+        assert!(
+            why.contains("only in the reference: [2]; only from the gate: [1]"),
+            "{why}"
+        );
         assert_eq!(difference(&a, &a, true), None);
     }
 
