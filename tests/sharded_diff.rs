@@ -508,26 +508,50 @@ async fn apply_dml_case(
 
 /// Generated queries: the reference answers each once, every target must
 /// agree; a 1235 on a sharded target counts as unsupported, not as failure.
+/// The targets run their queries concurrently (each on its own connection),
+/// which is what keeps thousands of queries per keyspace quick.
 async fn compare_random(
     seed: u64,
     count: usize,
     reference: &mut Client,
-    targets: &mut [Target],
+    targets: &mut Vec<Target>,
     report: &mut Report,
 ) {
-    for (index, query) in generator::queries(seed, count).into_iter().enumerate() {
-        let location = format!("random #{index} (TESSERA_DIFF_SEED={seed})");
-        let expected = reference.run(&query.sql).await;
-        if let Outcome::Error { .. } = expected {
+    let queries = generator::queries(seed, count);
+    let mut expected = Vec::with_capacity(queries.len());
+    for (index, query) in queries.iter().enumerate() {
+        let outcome = reference.run(&query.sql).await;
+        if let Outcome::Error { .. } = outcome {
             report.fail(format!(
-                "GENERATOR {location}: the reference rejects the query: {}\n  query: {}",
-                expected.render(1).trim(),
+                "GENERATOR random #{index} (TESSERA_DIFF_SEED={seed}): the reference rejects the query: {}\n  query: {}",
+                outcome.render(1).trim(),
                 query.sql
             ));
-            continue;
         }
-        for target in targets.iter_mut().filter(|t| !t.diverged) {
-            let got = target.client.run(&query.sql).await;
+        expected.push(outcome);
+    }
+    let sqls: std::sync::Arc<Vec<String>> =
+        std::sync::Arc::new(queries.iter().map(|q| q.sql.clone()).collect());
+    let mut running = Vec::new();
+    for mut target in std::mem::take(targets) {
+        let sqls = sqls.clone();
+        running.push(tokio::spawn(async move {
+            let mut outcomes = Vec::with_capacity(sqls.len());
+            if !target.diverged {
+                for sql in sqls.iter() {
+                    outcomes.push(target.client.run(sql).await);
+                }
+            }
+            (target, outcomes)
+        }));
+    }
+    for task in running {
+        let (target, outcomes) = task.await.expect("a target's query task panicked");
+        for (index, got) in outcomes.iter().enumerate() {
+            let (query, want) = (&queries[index], &expected[index]);
+            if let Outcome::Error { .. } = want {
+                continue;
+            }
             report.compared += 1;
             if target.sharded && got.error_code() == Some(1235) {
                 *report
@@ -543,19 +567,20 @@ async fn compare_random(
                 }
                 continue;
             }
-            match difference(&expected, &got, query.ordered) {
+            match difference(want, got, query.ordered) {
                 None => report.equal += 1,
                 Some(why) => report.mismatch(
-                    &location,
+                    &format!("random #{index} (TESSERA_DIFF_SEED={seed})"),
                     &target.keyspace,
                     &query.sql,
                     &why,
-                    Some(&expected),
-                    &got,
+                    Some(want),
+                    got,
                     query.ordered,
                 ),
             }
         }
+        targets.push(target);
     }
 }
 
