@@ -808,6 +808,18 @@ fn sharded_results_equal_a_single_mariadb() {
             report.unsupported_examples[keyspace].join("\n  ")
         );
     }
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for failure in &report.failures {
+        // "MISMATCH [s2]", "LOAD [s4]", "GENERATOR", ...
+        let kind = match failure.find(']') {
+            Some(end) if end < 40 && failure[..end].contains('[') => &failure[..=end],
+            _ => failure.split_whitespace().next().unwrap_or_default(),
+        };
+        *kinds.entry(kind.to_string()).or_default() += 1;
+    }
+    for (kind, n) in &kinds {
+        println!("  {n:5} {kind}");
+    }
     println!(
         "{} comparisons, {} equal, {} failures (replay: TESSERA_DIFF_SEED={seed})",
         report.compared,
