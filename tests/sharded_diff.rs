@@ -11,6 +11,12 @@
 //! clock, printed), `TESSERA_DIFF_QUERIES` (random queries per run, default
 //! 2000), `TESSERA_DIFF_TARGETS` (gate keyspaces compared, default
 //! `ref,s2,s4`).
+//!
+//! Run: `cargo test --test sharded_diff -- --nocapture` (about 40 s: 7
+//! mariadbd, ~220 hand cases, 2000 random queries on three keyspaces). Every
+//! difference is printed with the case's file:line (or the random query's
+//! number and seed), both results and what differs; the test fails at the
+//! end with the count.
 
 mod common;
 #[path = "sharded/corpus.rs"]
