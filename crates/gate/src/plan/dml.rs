@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use sqlparser::ast::{
-    AssignmentTarget, Delete, Expr, FromTable, Insert, ObjectName, OnInsert, SetExpr, Spanned,
-    TableFactor, TableObject, Update,
+    AssignmentTarget, Delete, Expr, FromTable, Insert, ObjectName, OnInsert, SetExpr, TableFactor,
+    TableObject, Update,
 };
 
 use super::select::{column_ref, vindex_routing};
@@ -89,7 +89,7 @@ fn single_shard_route(t: &ResolvedTable) -> Routing {
     }
 }
 
-pub(super) fn plan_insert(ctx: &PlanContext<'_>, sql: &str, insert: Insert) -> PlanResult<Plan> {
+pub(super) fn plan_insert(ctx: &PlanContext<'_>, insert: Insert) -> PlanResult<Plan> {
     let TableObject::TableName(name) = &insert.table else {
         return Err(PlanError::unsupported("INSERT into a table function"));
     };
@@ -162,7 +162,7 @@ pub(super) fn plan_insert(ctx: &PlanContext<'_>, sql: &str, insert: Insert) -> P
                 ),
             });
         }
-        rows.push(row.content.iter().map(|e| row_value(sql, e)).collect());
+        rows.push(row.content.iter().map(row_value).collect());
     }
     let mut sequence_column = usize::MAX;
     let sequence = info.auto_increment.clone();
@@ -252,37 +252,20 @@ pub(super) fn plan_insert(ctx: &PlanContext<'_>, sql: &str, insert: Insert) -> P
     }))
 }
 
-fn row_value(sql: &str, e: &Expr) -> RowValue {
+/// A value of an inserted row. Literals are written back from their value
+/// and other expressions printed from the tree: parser spans do not always
+/// cover a whole expression (a negated number's starts at the number).
+fn row_value(e: &Expr) -> RowValue {
     match text::literal(e) {
         Some(Err(i)) => RowValue::Param(i),
         Some(Ok(v)) => RowValue::Text {
-            sql: source_of(sql, e),
+            sql: v.to_sql(),
             value: Some(v),
         },
         None => RowValue::Text {
-            sql: source_of(sql, e),
+            sql: e.to_string(),
             value: None,
         },
-    }
-}
-
-fn source_of(sql: &str, expr: &Expr) -> String {
-    let span = expr.span();
-    match (
-        text::offset_of(sql, span.start),
-        text::offset_of(sql, span.end),
-    ) {
-        (Some(a), Some(b)) if a < b && b <= sql.len() => {
-            // Spans of some expressions stop short (a function's span may
-            // end at its name): the text runs to the end of the expression.
-            let t = super::text::expr_text(sql, a);
-            if t.contains('?') || t.is_empty() {
-                expr.to_string()
-            } else {
-                t.to_string()
-            }
-        }
-        _ => expr.to_string(),
     }
 }
 

@@ -601,7 +601,7 @@ fn number_params(statement: &mut Statement) -> usize {
 fn plan_statement(ctx: &PlanContext<'_>, sql: &str, statement: Statement) -> PlanResult<Plan> {
     match statement {
         Statement::Query(query) => select::plan_query(ctx, sql, *query),
-        Statement::Insert(insert) => dml::plan_insert(ctx, sql, insert),
+        Statement::Insert(insert) => dml::plan_insert(ctx, insert),
         Statement::Update(update) => dml::plan_update(ctx, update),
         Statement::Delete(delete) => dml::plan_delete(ctx, delete),
         Statement::StartTransaction { .. } => Ok(Plan::Begin),

@@ -692,15 +692,24 @@ fn scatter_rewrite(
         Some(other) => return Err(PlanError::unsupported(other.to_string())),
     };
 
-    // The client's select list.
+    // The client's select list, with each item's text as written: an
+    // unaliased column is named by that text.
+    let written: Vec<&str> = text::offset_of(sql, select.select_token.0.span.end)
+        .map(|at| text::select_list_texts(sql, at))
+        .unwrap_or_default();
+    let written_ok = written.len() == select.projection.len();
     let mut columns: Vec<ShardColumn> = Vec::new();
     let mut wildcard = false;
-    for item in &select.projection {
+    for (index, item) in select.projection.iter().enumerate() {
         match item {
             SelectItem::UnnamedExpr(e) => columns.push(ShardColumn {
                 expr: Some(e.clone()),
                 alias: None,
-                name: source_text(sql, e),
+                name: if written_ok && !written[index].contains('?') {
+                    written[index].to_string()
+                } else {
+                    e.to_string()
+                },
             }),
             SelectItem::ExprWithAlias { expr, alias } => columns.push(ShardColumn {
                 expr: Some(expr.clone()),
@@ -730,7 +739,6 @@ fn scatter_rewrite(
     }
 
     let mut builder = Builder {
-        sql,
         items: Vec::new(),
         item_sources: Vec::new(),
         hidden: Vec::new(),
@@ -760,6 +768,7 @@ fn scatter_rewrite(
         // text, which is also the column's name.
         let item_text = |e: &Expr| match &c.alias {
             Some(_) => e.to_string(),
+            None if std::ptr::eq(e, expr) => c.name.clone(),
             None => source_text(sql, e),
         };
         if !aggregate {
@@ -775,7 +784,7 @@ fn scatter_rewrite(
                         name.to_ascii_uppercase()
                     )));
                 }
-                let arg_text = arg.map(|a| source_text(sql, a));
+                let arg_text = arg.map(|a| a.to_string());
                 let kind = if is_distinct && (name == "count" || name == "sum") {
                     let Some(arg_text) = arg_text.clone() else {
                         return Err(PlanError::unsupported(format!(
@@ -953,7 +962,7 @@ fn scatter_rewrite(
         };
     }
     let visible = columns.len();
-    let spec = MergeSpec {
+    let mut spec = MergeSpec {
         aggregate,
         group_by,
         aggregates,
@@ -964,6 +973,7 @@ fn scatter_rewrite(
         limit,
         visible_columns: visible,
     };
+    place_hidden(&mut spec, builder.items.len());
     let default_table = (tables.len() == 1).then(|| tables[0].1.clone());
     Ok((
         shard,
@@ -979,10 +989,57 @@ fn scatter_rewrite(
     ))
 }
 
+/// Hidden columns are numbered from here until the select list is complete.
+const HIDDEN_BASE: usize = 1 << 40;
+
+/// Moves hidden-column numbers to their place after the `items` columns.
+fn place_hidden(spec: &mut MergeSpec, items: usize) {
+    let fix = |c: &mut usize| {
+        if *c >= HIDDEN_BASE {
+            *c = items + (*c - HIDDEN_BASE);
+        }
+    };
+    spec.group_by.iter_mut().for_each(fix);
+    for k in &mut spec.order_by {
+        fix(&mut k.column);
+    }
+    for a in &mut spec.aggregates {
+        fix(&mut a.column);
+        if let AggregateKind::Avg { count_column } = &mut a.kind {
+            fix(count_column);
+        }
+    }
+    fn walk(e: &mut crate::merge::Expr, fix: &dyn Fn(&mut usize)) {
+        use crate::merge::Expr as M;
+        match e {
+            M::Column(c) => fix(c),
+            M::Compare(_, a, b) | M::And(a, b) | M::Or(a, b) | M::Arith(_, a, b) => {
+                walk(a, fix);
+                walk(b, fix);
+            }
+            M::Not(a) | M::IsNull(a) | M::IsNotNull(a) => walk(a, fix),
+            M::InList(a, list) => {
+                walk(a, fix);
+                for x in list {
+                    walk(x, fix);
+                }
+            }
+            M::Between(a, b, c) => {
+                walk(a, fix);
+                walk(b, fix);
+                walk(c, fix);
+            }
+            _ => {}
+        }
+    }
+    if let Some(h) = &mut spec.having {
+        walk(h, &fix);
+    }
+}
+
 /// Builds the shard query's select list while the merge's column
 /// references are resolved.
 struct Builder<'a> {
-    sql: &'a str,
     items: Vec<String>,
     /// The table column each item shows, when it shows one: its collation
     /// decides how the merge compares it.
@@ -1028,7 +1085,9 @@ impl Builder<'_> {
             // i-th of n is n - i from the end (fixed up when more are added).
             ColumnRef::FromEnd(usize::MAX - i)
         } else {
-            ColumnRef::FromStart(self.items.len() + i)
+            // The select list may still grow: numbered for now, placed
+            // after it by `place_hidden` at the end.
+            ColumnRef::FromStart(HIDDEN_BASE + i)
         }
     }
 
@@ -1056,7 +1115,9 @@ impl Builder<'_> {
                 }),
             };
         }
-        let text = source_text(self.sql, expr);
+        // Hidden columns are printed: their names are never seen, and a
+        // span can stop short of a whole expression.
+        let text = expr.to_string();
         let printed = expr.to_string();
         let wildcard_before = |i: usize| columns[..i].iter().any(|c| c.expr.is_none());
         for (i, c) in columns.iter().enumerate() {
@@ -1065,9 +1126,9 @@ impl Builder<'_> {
                 |a| matches!(expr, Expr::Identifier(id) if id.value.eq_ignore_ascii_case(a)),
             );
             let same = by_alias || cexpr.to_string().eq_ignore_ascii_case(&printed) || {
-                // `name` matches a select item `t.name` and the reverse.
-                matches!((super::select::column_ref(cexpr), super::select::column_ref(expr)),
-                    (Some((_, a)), Some((_, b))) if a == b)
+                // An unqualified `name` matches a select item `t.name`.
+                matches!((column_ref(cexpr), column_ref(expr)),
+                    (Some((_, a)), Some((None, b))) if a == b)
             };
             if same {
                 if wildcard_before(i) {
@@ -1117,7 +1178,7 @@ impl Builder<'_> {
             )));
         }
         let _ = arg;
-        let text = source_text(self.sql, expr);
+        let text = expr.to_string();
         let source = self.source_of(expr);
         let ColumnRef::FromStart(col) = self.add_hidden(text, source) else {
             return Err(PlanError::unsupported("aggregates with *"));

@@ -279,6 +279,109 @@ pub fn expr_text(sql: &str, start: usize) -> &str {
     sql[start..end.max(start)].trim_end()
 }
 
+/// The texts of a SELECT's list items, as written: the list starts at byte
+/// `start` (just after SELECT) and its items are split at top-level commas
+/// up to the first top-level clause keyword.
+pub fn select_list_texts(sql: &str, start: usize) -> Vec<&str> {
+    const MODIFIERS: &[&str] = &[
+        "distinct",
+        "all",
+        "distinctrow",
+        "high_priority",
+        "straight_join",
+        "sql_small_result",
+        "sql_big_result",
+        "sql_buffer_result",
+        "sql_no_cache",
+        "sql_cache",
+        "sql_calc_found_rows",
+    ];
+    const CLAUSES: &[&str] = &[
+        "from",
+        "into",
+        "where",
+        "group",
+        "having",
+        "order",
+        "limit",
+        "union",
+        "window",
+        "for",
+        "lock",
+        "except",
+        "intersect",
+    ];
+    let bytes = sql.as_bytes();
+    let word_at = |i: usize| -> &str {
+        let end = bytes[i..]
+            .iter()
+            .position(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))
+            .map_or(bytes.len(), |n| i + n);
+        &sql[i..end]
+    };
+    let mut i = start;
+    // Skip modifiers such as DISTINCT.
+    loop {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let w = if i < bytes.len() { word_at(i) } else { "" };
+        if !w.is_empty() && MODIFIERS.iter().any(|m| m.eq_ignore_ascii_case(w)) {
+            i += w.len();
+        } else {
+            break;
+        }
+    }
+    let mut items = Vec::new();
+    let mut item_start = i;
+    let mut depth: i64 = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b'\'' | b'"' | b'`' => {
+                i += 1;
+                while i < bytes.len() {
+                    if bytes[i] == b'\\' && b != b'`' {
+                        i += 2;
+                        continue;
+                    }
+                    if bytes[i] == b {
+                        if bytes.get(i + 1) == Some(&b) {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+            }
+            b'(' => depth += 1,
+            b')' if depth == 0 => break,
+            b')' => depth -= 1,
+            b',' if depth == 0 => {
+                items.push(sql[item_start..i].trim());
+                item_start = i + 1;
+            }
+            b';' if depth == 0 => break,
+            c if depth == 0
+                && c.is_ascii_alphabetic()
+                && !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_') =>
+            {
+                let w = word_at(i);
+                if CLAUSES.iter().any(|k| k.eq_ignore_ascii_case(w)) {
+                    break;
+                }
+                i += w.len();
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    items.push(sql[item_start..i.min(bytes.len())].trim());
+    items
+}
+
 /// The text after leading whitespace and comments.
 pub fn strip_leading_comments(sql: &str) -> &str {
     let mut s = sql.trim_start();
@@ -353,6 +456,15 @@ mod tests {
         assert_eq!(expr_text(sql, 34), "'a,b' x");
         assert_eq!(expr_text(sql, 43), "(1)");
         assert_eq!(expr_text(sql, 63), "y");
+    }
+
+    #[test]
+    fn select_list_items_as_written() {
+        let sql = "SELECT DISTINCT -score, avg( x ) a, 'a,b', f(1, 2) FROM t WHERE x";
+        assert_eq!(
+            select_list_texts(sql, 6),
+            vec!["-score", "avg( x ) a", "'a,b'", "f(1, 2)"]
+        );
     }
 
     #[test]
