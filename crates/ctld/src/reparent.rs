@@ -587,10 +587,18 @@ async fn emergency_locked(
     // receiving is what fences it.
     let fence_old = old.cloned().map(|o| {
         tokio::spawn(async move {
-            client(&o, OLD_PRIMARY_FENCE_TIMEOUT)
-                .set_read_only(true)
-                .await
-                .is_ok()
+            let old_client = client(&o, OLD_PRIMARY_FENCE_TIMEOUT);
+            // Sessions first: one waiting on a semi-sync acknowledgement can
+            // hold up read_only, and repointing the old primary later turns
+            // semi-sync off, which would release it as a success.
+            if old_client.kill_app_connections().await.is_err() {
+                return false;
+            }
+            let fenced = old_client.set_read_only(true).await.is_ok();
+            if fenced {
+                let _ = old_client.kill_app_connections().await;
+            }
+            fenced
         })
     });
     let started = Instant::now();

@@ -580,21 +580,32 @@ impl Shared {
         tracing::error!(alias = %self.cfg.alias, own_term, new_primary = %new_primary, new_term,
             "SUPERSEDED PRIMARY: the Shard record names a newer primary; fencing writes and demoting this tablet");
         self.role.lock().expect("role lock").read_only = true;
-        // Application sessions go first. A commit waiting for a semi-sync
-        // acknowledgement that will never come holds up read_only, and
-        // turning semi-sync off below (to replicate) would release it and
-        // tell its client it succeeded: a write acknowledged here alone,
-        // lost for good. Killed, its client hears of a failure instead.
+        // A primary returning from a partition still takes writes, and a
+        // commit of it may be waiting for a semi-sync acknowledgement that
+        // will never come; turning semi-sync off below (to replicate) would
+        // release it and tell its client it succeeded: a write acknowledged
+        // here alone, lost for good. Its application sessions are killed
+        // first, so those clients hear of a failure instead. A primary
+        // already read-only with nothing waiting (the old primary of a
+        // planned reparent, whose sessions ctld already ended) is left
+        // alone: the gate is replaying its refused queries elsewhere.
         let fenced = tokio::time::timeout(SQL_TIMEOUT, async {
             let mut conn = self.conn(None).await?;
             let creds = &self.cfg.mysqld.credentials;
-            let killed = replication::kill_app_connections(&mut conn, creds).await;
+            let kill = replication::may_hold_unacknowledged_commits(&mut conn)
+                .await
+                .unwrap_or(true);
+            if kill {
+                let killed = replication::kill_app_connections(&mut conn, creds).await;
+                tracing::warn!(alias = %self.cfg.alias, killed = ?killed.ok(),
+                    "application sessions of the superseded primary killed");
+            }
             let out = replication::set_read_only(&mut conn, true).await;
-            // Sessions that slipped in before read_only took effect.
-            let killed_after = replication::kill_app_connections(&mut conn, creds).await;
+            if kill {
+                // Sessions that slipped in before read_only took effect.
+                let _ = replication::kill_app_connections(&mut conn, creds).await;
+            }
             let _ = conn.disconnect().await;
-            tracing::warn!(alias = %self.cfg.alias, killed = ?killed.ok(), killed_after = ?killed_after.ok(),
-                "application sessions of the superseded primary killed");
             out
         })
         .await

@@ -99,6 +99,24 @@ pub async fn restart_io_thread(conn: &mut Conn) -> anyhow::Result<()> {
         .context("START SLAVE IO_THREAD")
 }
 
+/// Whether a superseded primary may hold a commit that a later switch of
+/// semi-sync to off would release as a success: it still takes writes, or
+/// sessions wait for an acknowledgement.
+pub async fn may_hold_unacknowledged_commits(conn: &mut Conn) -> anyhow::Result<bool> {
+    let read_only: Option<i64> = conn
+        .query_first("SELECT @@GLOBAL.read_only")
+        .await
+        .context("reading read_only")?;
+    let waiting: Option<(String, String)> = conn
+        .query_first("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_wait_sessions'")
+        .await
+        .context("reading Rpl_semi_sync_master_wait_sessions")?;
+    let waiting = waiting
+        .and_then(|(_, v)| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    Ok(read_only != Some(1) || waiting > 0)
+}
+
 /// Semi-sync settings and counters of a mysqld.
 pub async fn semi_sync_status(conn: &mut Conn) -> anyhow::Result<crate::api::SemiSyncStatus> {
     let row: Option<(i64, i64)> = conn
