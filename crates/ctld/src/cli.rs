@@ -786,6 +786,30 @@ mod tests {
                 ..
             }
         ));
+        assert!(matches!(
+            parse(&[
+                "emergency-reparent-shard",
+                "commerce/0",
+                "--expected-primary",
+                "zone1-100",
+                "--expected-term",
+                "3"
+            ]),
+            CtlCommand::EmergencyReparentShard {
+                expected_primary: Some(_),
+                expected_term: Some(3),
+                ..
+            }
+        ));
+        assert!(
+            parse_err(&[
+                "emergency-reparent-shard",
+                "commerce/0",
+                "--expected-primary",
+                "zone1-100"
+            ])
+            .contains("--expected-term")
+        );
         assert_eq!(
             parse(&["ChangeTabletType", "zone1-101", "rdonly"]),
             CtlCommand::ChangeTabletType {
