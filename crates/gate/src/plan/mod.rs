@@ -11,7 +11,8 @@ pub mod vschema;
 
 mod dml;
 mod select;
-mod text;
+pub mod subquery;
+pub mod text;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -220,6 +221,12 @@ pub enum Plan {
         count: u64,
     },
     VExplain(Box<Plan>),
+    /// Subqueries the gate runs first; their answers complete `outer`,
+    /// which is then planned and run.
+    Pullout {
+        subqueries: Vec<subquery::Pulled>,
+        outer: String,
+    },
 }
 
 impl Plan {
@@ -277,6 +284,15 @@ impl Plan {
                 keyspace, table, ..
             } => format!("Sequence {keyspace}.{table}"),
             Plan::VExplain(p) => p.explain(),
+            Plan::Pullout { subqueries, outer } => format!(
+                "Subqueries evaluated first by the gate:\n{}\n  then: {}",
+                subqueries
+                    .iter()
+                    .map(|s| format!("  {:?}: {}", s.kind, s.sql))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                outer.replace('\u{2}', "")
+            ),
         }
     }
 }
@@ -320,6 +336,9 @@ pub struct PlanContext<'a> {
     pub routing: &'a RoutingTable,
     /// The session's keyspace (`USE ks`), when it has one.
     pub keyspace: Option<&'a str>,
+    /// Table schemas, to tell a subquery's own columns from the outer
+    /// query's.
+    pub schema: Option<&'a crate::schema::SchemaTracker>,
 }
 
 /// A table of the statement, resolved.

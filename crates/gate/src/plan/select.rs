@@ -445,7 +445,68 @@ fn check_colocated(sharded: &[&ResolvedTable], conditions: &[&Expr]) -> PlanResu
     Ok(())
 }
 
+/// The subqueries in a SELECT's expressions (not nested ones' insides).
+fn subqueries_of(select: &Select) -> Vec<Query> {
+    let mut out = Vec::new();
+    let _ = visit_expressions(select, |e| {
+        match e {
+            Expr::Subquery(q)
+            | Expr::InSubquery { subquery: q, .. }
+            | Expr::Exists { subquery: q, .. } => out.push(q.as_ref().clone()),
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    out
+}
+
+/// Whether a subquery finds all its rows on each shard the outer query
+/// runs on: it reads only reference tables, or each of its sharded tables
+/// is joined to an outer sharded table on their primary vindex columns.
+pub(super) fn subquery_stays_on_shard(
+    ctx: &PlanContext<'_>,
+    outer: &[&ResolvedTable],
+    query: &Query,
+) -> bool {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return false;
+    };
+    let Ok((from, join_conditions)) = from_tables(ctx, select) else {
+        return false;
+    };
+    if from
+        .iter()
+        .any(|f| f.table.kind() == TableKindRef::Unsharded)
+    {
+        return false;
+    }
+    let inner: Vec<&ResolvedTable> = from
+        .iter()
+        .map(|f| &f.table)
+        .filter(|t| t.kind() == TableKindRef::Sharded)
+        .collect();
+    if inner.is_empty() {
+        return subqueries_of(select)
+            .iter()
+            .all(|q| subquery_stays_on_shard(ctx, outer, q));
+    }
+    if outer.is_empty() {
+        return false;
+    }
+    let mut all: Vec<&ResolvedTable> = outer.to_vec();
+    all.extend(inner);
+    let mut conditions: Vec<&Expr> = join_conditions.iter().flat_map(conjuncts).collect();
+    if let Some(w) = &select.selection {
+        conditions.extend(conjuncts(w));
+    }
+    check_colocated(&all, &conditions).is_ok()
+        && subqueries_of(select)
+            .iter()
+            .all(|q| subquery_stays_on_shard(ctx, outer, q))
+}
+
 /// Whether the expression contains a subquery over sharded tables.
+#[allow(dead_code)]
 fn has_subquery(select: &Select) -> bool {
     let mut found = false;
     let _ = visit_expressions(select, |e| {
@@ -498,11 +559,22 @@ fn plan_select(
                 t.table.refname
             )));
         }
-        if has_subquery(select) {
-            return Err(PlanError::unsupported(
-                "a subquery in a query on sharded tables that is not routed to one shard",
-            ));
-        }
+    }
+    // A subquery runs inside each shard's query only when it finds there
+    // every row it needs: over reference tables, or joined to the outer
+    // query on the same vindex. Others are evaluated first by the gate.
+    let subqueries = subqueries_of(select);
+    if !subqueries
+        .iter()
+        .all(|q| subquery_stays_on_shard(ctx, &sharded, q))
+    {
+        let stays = |q: &Query| subquery_stays_on_shard(ctx, &sharded, q);
+        return match super::subquery::pull_out(ctx, keyspace, query, select, &stays)? {
+            Some(plan) => Ok(plan),
+            None => Err(PlanError::unsupported(
+                "a subquery over sharded tables outside WHERE, not joined to the outer query on its vindex",
+            )),
+        };
     }
     let note = match &routing {
         Routing::Vindex { .. } => "routed by the primary vindex",

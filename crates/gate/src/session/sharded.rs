@@ -86,6 +86,7 @@ impl Session {
         let ctx = PlanContext {
             routing: &table,
             keyspace: keyspace.as_deref(),
+            schema: Some(&self.shared.schema),
         };
         let planned = Arc::new(plan::plan(&ctx, sql)?);
         self.shared
@@ -236,6 +237,10 @@ impl Session {
                 table,
                 count,
             } => self.select_next(keyspace, table, *count, binary).await,
+            Plan::Pullout { subqueries, outer } => {
+                self.run_pullout(subqueries, outer, params, classified, binary)
+                    .await
+            }
             Plan::VExplain(inner) => {
                 let text = inner.explain();
                 let rows = vec![vec![Some(text.into_bytes())]];
@@ -411,6 +416,25 @@ impl Session {
             }
             return self.send_ok_counts(affected, last_id).await;
         }
+        let combined = match self.combine(keyspace, merge, results).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                let (code, state) = e.mysql_code();
+                return self.send_gate_error(code, state, &e.to_string()).await;
+            }
+        };
+        self.write_rows(&combined.columns, &combined.rows, binary)
+            .await
+    }
+
+    /// The shards' answers as one result: merged as the plan says, or
+    /// concatenated.
+    async fn combine(
+        &self,
+        keyspace: &str,
+        merge: Option<&plan::MergeTemplate>,
+        results: Vec<QueryResult>,
+    ) -> Result<Rows, merge::MergeError> {
         let mut inputs: Vec<Rows> = results
             .into_iter()
             .map(|r| Rows {
@@ -418,31 +442,158 @@ impl Session {
                 rows: r.rows,
             })
             .collect();
-        let combined = match merge {
+        match merge {
             Some(template) => {
                 let columns = inputs.first().map_or(0, |r| r.columns.len());
                 let spec = template.resolve(columns);
                 let collations = self
                     .declared_collations(keyspace, template, &inputs[0].columns)
                     .await;
-                match merge::merge_with_collations(&spec, &collations, inputs) {
-                    Ok(rows) => rows,
-                    Err(e) => {
-                        let (code, state) = e.mysql_code();
-                        return self.send_gate_error(code, state, &e.to_string()).await;
-                    }
-                }
+                merge::merge_with_collations(&spec, &collations, inputs)
             }
             None => {
                 let mut first = inputs.remove(0);
                 for more in inputs {
                     first.rows.extend(more.rows);
                 }
-                first
+                Ok(first)
+            }
+        }
+    }
+
+    /// Runs a read-only statement through the planner and returns its rows
+    /// (for subqueries the gate evaluates itself). Err when the client was
+    /// told why not.
+    async fn query_rows(&mut self, sql: &str) -> Result<Rows, ()> {
+        let plan = match self.plan_for(sql) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = self.send_plan_error(e).await;
+                return Err(());
             }
         };
-        self.write_rows(&combined.columns, &combined.rows, binary)
-            .await
+        let Plan::Route(route) = &*plan else {
+            let _ = self
+                .send_gate_error(
+                    1235,
+                    "42000",
+                    "This version of Tessera doesn't yet support 'this kind of subquery on several shards'",
+                )
+                .await;
+            return Err(());
+        };
+        let Some(vschema) = self.keyspace_vschema(&route.keyspace) else {
+            let _ = self
+                .send_gate_error(1049, "42000", "Unknown database")
+                .await;
+            return Err(());
+        };
+        let shards = match plan::shards_for(&vschema, &route.routing, &[]) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = self.send_plan_error(e).await;
+                return Err(());
+            }
+        };
+        if shards.is_empty() {
+            return Ok(Rows::default());
+        }
+        let (text, merge) = if shards.len() == 1 {
+            (sql.to_string(), None)
+        } else {
+            (
+                route.sql.clone().unwrap_or_else(|| sql.to_string()),
+                route.merge.as_ref(),
+            )
+        };
+        let parts: Vec<(Arc<str>, String)> =
+            shards.into_iter().map(|s| (s, text.clone())).collect();
+        let ty = self.tablet_type();
+        let results = self.run_on_shards(&route.keyspace, &parts, ty).await?;
+        match self.combine(&route.keyspace, merge, results).await {
+            Ok(rows) => Ok(rows),
+            Err(e) => {
+                let (code, state) = e.mysql_code();
+                let _ = self.send_gate_error(code, state, &e.to_string()).await;
+                Err(())
+            }
+        }
+    }
+
+    /// Evaluates a query's uncorrelated subqueries, writes their answers in,
+    /// and runs what results.
+    async fn run_pullout(
+        &mut self,
+        subqueries: &[plan::subquery::Pulled],
+        outer: &str,
+        params: &[OwnedValue],
+        classified: Classified,
+        binary: bool,
+    ) -> Result<(), End> {
+        /// More values than this in one IN list are refused.
+        const MAX_VALUES: usize = 100_000;
+        let mut outer_sql = match plan::interpolate(outer, params) {
+            Ok(t) => t,
+            Err(i) => {
+                return self
+                    .send_gate_error(1210, "HY000", &format!("parameter {i} was not bound"))
+                    .await;
+            }
+        };
+        for pulled in subqueries {
+            let Ok(sql) = plan::interpolate(&pulled.sql, params) else {
+                return self
+                    .send_gate_error(1210, "HY000", "a parameter was not bound")
+                    .await;
+            };
+            let Ok(rows) = Box::pin(self.query_rows(&sql)).await else {
+                return Ok(());
+            };
+            let is_exists = matches!(pulled.kind, plan::subquery::PulledKind::Exists { .. });
+            if !is_exists && rows.columns.len() > 1 {
+                return self
+                    .send_gate_error(1241, "21000", "Operand should contain 1 column(s)")
+                    .await;
+            }
+            if rows.rows.len() > MAX_VALUES {
+                let message = format!(
+                    "This version of Tessera doesn't yet support 'a subquery returning more than {MAX_VALUES} rows on several shards'"
+                );
+                return self.send_gate_error(1235, "42000", &message).await;
+            }
+            let numeric = rows.columns.first().is_some_and(is_numeric_column);
+            let values: Vec<String> = rows
+                .rows
+                .iter()
+                .map(|r| match r.first().cloned().flatten() {
+                    None => "NULL".to_string(),
+                    Some(v) if numeric => String::from_utf8_lossy(&v).into_owned(),
+                    Some(v) => plan::text::quote_bytes(&v),
+                })
+                .collect();
+            let text = match plan::subquery::replacement(&pulled.kind, &values) {
+                Ok(t) => t,
+                Err(e) => return self.send_plan_error(e).await,
+            };
+            outer_sql = outer_sql.replace(&pulled.marker, &text);
+        }
+        if binary {
+            // The outer statement now exists only as text: its rows are
+            // re-encoded for the client's binary protocol.
+            let Ok(rows) = Box::pin(self.query_rows(&outer_sql)).await else {
+                return Ok(());
+            };
+            return self.write_rows(&rows.columns, &rows.rows, true).await;
+        }
+        let plan = match self.plan_for(&outer_sql) {
+            Ok(p) => p,
+            Err(e) => return self.send_plan_error(e).await,
+        };
+        let mut bytes = Vec::with_capacity(outer_sql.len() + 1);
+        bytes.push(tessera_wire::protocol::command::COM_QUERY);
+        bytes.extend_from_slice(outer_sql.as_bytes());
+        let payload = Bytes::from(bytes);
+        Box::pin(self.run_plan(&plan, &[], Original::Query(&payload), classified, false)).await
     }
 
     /// The declared collation of each result column the schema tracker
@@ -1005,6 +1156,24 @@ impl Session {
             }
         }
     }
+}
+
+/// A column whose text values are numbers a server reads back unquoted.
+fn is_numeric_column(c: &ColumnSpec) -> bool {
+    use tessera_wire::ColumnType::*;
+    matches!(
+        c.column_type,
+        MYSQL_TYPE_TINY
+            | MYSQL_TYPE_SHORT
+            | MYSQL_TYPE_LONG
+            | MYSQL_TYPE_LONGLONG
+            | MYSQL_TYPE_INT24
+            | MYSQL_TYPE_YEAR
+            | MYSQL_TYPE_DECIMAL
+            | MYSQL_TYPE_NEWDECIMAL
+            | MYSQL_TYPE_FLOAT
+            | MYSQL_TYPE_DOUBLE
+    )
 }
 
 /// One binary-protocol parameter value (MySQL's COM_STMT_EXECUTE encoding).
