@@ -506,7 +506,6 @@ pub(super) fn subquery_stays_on_shard(
 }
 
 /// Whether the expression contains a subquery over sharded tables.
-#[allow(dead_code)]
 fn has_subquery(select: &Select) -> bool {
     let mut found = false;
     let _ = visit_expressions(select, |e| {
@@ -546,19 +545,18 @@ fn plan_select(
         Routing::Vindex { vindex, values } => values.len() == 1 && vindex.is_unique(),
         _ => false,
     };
-    if !single {
-        if let Some(t) = from
+    if !single
+        && let Some(t) = from
             .iter()
             .find(|f| f.preserved_outer && f.table.kind() == TableKindRef::Reference)
-            && from
-                .iter()
-                .any(|f| f.optional_outer && f.table.kind() == TableKindRef::Sharded)
-        {
-            return Err(PlanError::unsupported(format!(
-                "an outer join keeping every row of reference table '{}' against a sharded table on several shards",
-                t.table.refname
-            )));
-        }
+        && from
+            .iter()
+            .any(|f| f.optional_outer && f.table.kind() == TableKindRef::Sharded)
+    {
+        return Err(PlanError::unsupported(format!(
+            "an outer join keeping every row of reference table '{}' against a sharded table on several shards",
+            t.table.refname
+        )));
     }
     // A subquery runs inside each shard's query only when it finds there
     // every row it needs: over reference tables, or joined to the outer
