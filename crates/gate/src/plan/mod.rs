@@ -10,6 +10,7 @@
 pub mod vschema;
 
 mod dml;
+pub mod join;
 mod select;
 pub mod subquery;
 pub mod text;
@@ -221,6 +222,8 @@ pub enum Plan {
         count: u64,
     },
     VExplain(Box<Plan>),
+    /// A join of two tables the gate does itself.
+    Join(Box<join::JoinPlan>),
     /// Subqueries the gate runs first; their answers complete `outer`,
     /// which is then planned and run.
     Pullout {
@@ -284,6 +287,13 @@ impl Plan {
                 keyspace, table, ..
             } => format!("Sequence {keyspace}.{table}"),
             Plan::VExplain(p) => p.explain(),
+            Plan::Join(j) => format!(
+                "Join in the gate (nested loop on {} key(s)) on keyspace {}\n  left: {}\n  right, per left key: {}",
+                j.keys.len(),
+                j.keyspace,
+                j.left_sql,
+                j.right_sql.replace('\u{3}', "")
+            ),
             Plan::Pullout { subqueries, outer } => format!(
                 "Subqueries evaluated first by the gate:\n{}\n  then: {}",
                 subqueries

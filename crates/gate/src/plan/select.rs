@@ -539,7 +539,18 @@ fn plan_select(
     if let Some(w) = &select.selection {
         conditions.extend(conjuncts(w));
     }
-    check_colocated(&sharded, &conditions)?;
+    if let Err(not_colocated) = check_colocated(&sharded, &conditions) {
+        // Two tables the shards cannot join: the gate joins them.
+        if from.len() == 2
+            && from.iter().all(|f| !f.preserved_outer && !f.optional_outer)
+            && !has_subquery(select)
+        {
+            let pair = [&from[0].table, &from[1].table];
+            return super::join::plan_join(ctx, query, select, pair, &conditions)
+                .map(|j| Plan::Join(Box::new(j)));
+        }
+        return Err(not_colocated);
+    }
     let routing = vindex_routing(&sharded, select.selection.as_ref()).unwrap_or(Routing::Scatter);
     let single = match &routing {
         Routing::Vindex { vindex, values } => values.len() == 1 && vindex.is_unique(),
@@ -672,7 +683,7 @@ fn contains_aggregate(expr: &Expr) -> bool {
     found
 }
 
-fn limit_values(query: &Query) -> PlanResult<(u64, Option<u64>)> {
+pub(super) fn limit_values(query: &Query) -> PlanResult<(u64, Option<u64>)> {
     let num = |e: &Expr| -> PlanResult<u64> {
         match text::literal(e) {
             Some(Ok(OwnedValue::Int(i))) if i >= 0 => Ok(i as u64),

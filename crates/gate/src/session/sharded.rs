@@ -3,7 +3,7 @@
 //! handling), and runs the rest on several shards at once, combining their
 //! answers in the gate.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -237,6 +237,7 @@ impl Session {
                 table,
                 count,
             } => self.select_next(keyspace, table, *count, binary).await,
+            Plan::Join(join) => self.run_join(join, params, binary).await,
             Plan::Pullout { subqueries, outer } => {
                 self.run_pullout(subqueries, outer, params, classified, binary)
                     .await
@@ -518,6 +519,124 @@ impl Session {
                 Err(())
             }
         }
+    }
+
+    /// A join the gate does itself: the left rows, then the right rows
+    /// matching each distinct key, assembled, sorted and limited.
+    async fn run_join(
+        &mut self,
+        join: &plan::join::JoinPlan,
+        params: &[OwnedValue],
+        binary: bool,
+    ) -> Result<(), End> {
+        use plan::join::Side;
+        /// Distinct keys the gate looks up one by one before refusing.
+        const MAX_LOOKUPS: usize = 10_000;
+        let (Ok(left_sql), Ok(right_sql), Ok(shape_sql)) = (
+            plan::interpolate(&join.left_sql, params),
+            plan::interpolate(&join.right_sql, params),
+            plan::interpolate(&join.right_shape_sql, params),
+        ) else {
+            return self
+                .send_gate_error(1210, "HY000", "a parameter was not bound")
+                .await;
+        };
+        let Ok(left) = Box::pin(self.query_rows(&left_sql)).await else {
+            return Ok(());
+        };
+        let Ok(shape) = Box::pin(self.query_rows(&shape_sql)).await else {
+            return Ok(());
+        };
+        let mut right_columns = shape.columns;
+        let mut cache: HashMap<Vec<Option<Vec<u8>>>, Vec<Vec<Option<Vec<u8>>>>> = HashMap::new();
+        let mut out_rows: Vec<Vec<Option<Vec<u8>>>> = Vec::new();
+        for lrow in &left.rows {
+            let key: Vec<Option<Vec<u8>>> = join
+                .keys
+                .iter()
+                .map(|(_, i)| lrow.get(*i).cloned().flatten())
+                .collect();
+            // NULL equals nothing.
+            if key.iter().any(Option::is_none) {
+                continue;
+            }
+            if !cache.contains_key(&key) {
+                if cache.len() >= MAX_LOOKUPS {
+                    let message = format!(
+                        "This version of Tessera doesn't yet support 'a cross-shard join with more than {MAX_LOOKUPS} distinct join keys'"
+                    );
+                    return self.send_gate_error(1235, "42000", &message).await;
+                }
+                let mut sql = right_sql.clone();
+                for ((marker, i), value) in join.keys.iter().zip(&key) {
+                    let value = value.as_deref().unwrap_or_default();
+                    let literal = match left.columns.get(*i) {
+                        Some(c) if is_numeric_column(c) => {
+                            String::from_utf8_lossy(value).into_owned()
+                        }
+                        _ => plan::text::quote_bytes(value),
+                    };
+                    sql = sql.replace(marker, &literal);
+                }
+                let Ok(rows) = Box::pin(self.query_rows(&sql)).await else {
+                    return Ok(());
+                };
+                if !rows.columns.is_empty() {
+                    right_columns = rows.columns;
+                }
+                cache.insert(key.clone(), rows.rows);
+            }
+            for rrow in &cache[&key] {
+                out_rows.push(
+                    join.output
+                        .iter()
+                        .map(|side| match side {
+                            Side::Left(i) => lrow.get(*i).cloned().flatten(),
+                            Side::Right(i) => rrow.get(*i).cloned().flatten(),
+                        })
+                        .collect(),
+                );
+            }
+        }
+        let columns: Vec<ColumnSpec> = join
+            .output
+            .iter()
+            .map(|side| match side {
+                Side::Left(i) => left.columns.get(*i).cloned(),
+                Side::Right(i) => right_columns.get(*i).cloned(),
+            })
+            .map(|c| c.unwrap_or_else(|| ColumnSpec::varchar("?")))
+            .collect();
+        let mut result = Rows {
+            columns,
+            rows: out_rows,
+        };
+        if !join.order_by.is_empty() || join.limit.is_some() || join.offset > 0 {
+            let spec = merge::MergeSpec {
+                order_by: join.order_by.clone(),
+                offset: join.offset,
+                limit: join.limit,
+                visible_columns: join.output.len(),
+                ..Default::default()
+            };
+            let collations: Vec<Option<u16>> = join
+                .sources
+                .iter()
+                .map(|(table, column)| {
+                    let schema = self.shared.schema.table(&join.keyspace, table)?;
+                    let collation = schema.column(column)?.collation.clone()?;
+                    merge::collation_id(&collation)
+                })
+                .collect();
+            result = match merge::merge_with_collations(&spec, &collations, vec![result]) {
+                Ok(r) => r,
+                Err(e) => {
+                    let (code, state) = e.mysql_code();
+                    return self.send_gate_error(code, state, &e.to_string()).await;
+                }
+            };
+        }
+        self.write_rows(&result.columns, &result.rows, binary).await
     }
 
     /// Evaluates a query's uncorrelated subqueries, writes their answers in,
