@@ -740,6 +740,27 @@ async fn run(ports: Ports, targets: &[String], seed: u64, count: usize) -> Repor
     report
 }
 
+/// Starts the cluster, on fresh ports up to three times: other tests on this
+/// machine may take one of the picked ports before a mariadbd binds it.
+fn start_cluster(dir: &Path, config: &Path) -> LocalCluster {
+    for attempt in 1..=3 {
+        let data = dir.join(format!("data-{attempt}"));
+        let started = std::panic::catch_unwind(|| {
+            LocalCluster::start_with(
+                &data,
+                Ports::pick_for(TABLETS),
+                &["--config", config.to_str().unwrap(), "--no-orc"],
+            )
+        });
+        match started {
+            Ok(cluster) => return cluster,
+            Err(_) if attempt < 3 => println!("local up failed (attempt {attempt}); again"),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+    unreachable!("the last attempt returns or panics")
+}
+
 #[test]
 fn sharded_results_equal_a_single_mariadb() {
     let targets = env_targets();
@@ -758,12 +779,8 @@ fn sharded_results_equal_a_single_mariadb() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("cluster.toml");
     std::fs::write(&config, CONFIG).unwrap();
-    let ports = Ports::pick_for(TABLETS);
-    let cluster = LocalCluster::start_with(
-        &dir.path().join("data"),
-        ports,
-        &["--config", config.to_str().unwrap(), "--no-orc"],
-    );
+    let cluster = start_cluster(dir.path(), &config);
+    let ports = cluster.ports;
     assert_eq!(cluster.mariadbd_pids().len(), TABLETS as usize);
 
     let began = Instant::now();

@@ -1,7 +1,8 @@
 //! Random SELECTs over the differential tests' schema, reproducible from a
 //! seed: select lists of columns, expressions and aggregates; WHERE with =,
 //! <>, <, IN, BETWEEN, IS NULL, AND/OR (vindex equality included); GROUP BY
-//! with HAVING; ORDER BY and LIMIT; DISTINCT; co-located and reference joins.
+//! with HAVING; ORDER BY (by column, alias or position) and LIMIT; DISTINCT;
+//! UNION and UNION ALL; co-located and reference joins.
 //!
 //! Every query is deterministic on a single MariaDB, so any difference from
 //! the reference is the gate's: rows are compared in order only when ORDER BY
@@ -536,6 +537,8 @@ fn limit(rng: &mut Rng) -> String {
 /// Rows of the source: columns and expressions, maybe ordered and limited.
 fn plain(rng: &mut Rng, src: &Source) -> Query {
     let columns = src.columns();
+    // How ORDER BY may name each select item: its alias or its position.
+    let mut item_refs = Vec::new();
     let list = if src.single && rng.chance(8) {
         "*".to_string()
     } else {
@@ -544,9 +547,18 @@ fn plain(rng: &mut Rng, src: &Source) -> Query {
             .map(|i| {
                 let (name, column) = rng.pick(&columns);
                 match rng.below(10) {
-                    0 | 1 => expression(rng, name, column),
-                    2 => format!("{name} AS a{i}"),
-                    _ => name.clone(),
+                    0 | 1 => {
+                        item_refs.push((i + 1).to_string());
+                        expression(rng, name, column)
+                    }
+                    2 => {
+                        item_refs.push(format!("a{i}"));
+                        format!("{name} AS a{i}")
+                    }
+                    _ => {
+                        item_refs.push((i + 1).to_string());
+                        name.clone()
+                    }
                 }
             })
             .collect::<Vec<_>>()
@@ -556,7 +568,14 @@ fn plain(rng: &mut Rng, src: &Source) -> Query {
     let ordered = rng.chance(55);
     if ordered {
         let mut keys: Vec<String> = (0..rng.below(3))
-            .map(|_| format!("{}{}", rng.pick(&columns).0, direction(rng)))
+            .map(|_| {
+                let key = if !item_refs.is_empty() && rng.chance(35) {
+                    rng.pick(&item_refs).clone()
+                } else {
+                    rng.pick(&columns).0.clone()
+                };
+                format!("{key}{}", direction(rng))
+            })
             .collect();
         keys.extend(
             src.tiebreak
@@ -564,6 +583,35 @@ fn plain(rng: &mut Rng, src: &Source) -> Query {
                 .map(|k| format!("{k}{}", direction(rng))),
         );
         sql += &format!(" ORDER BY {}", keys.join(", "));
+        if rng.chance(50) {
+            sql += &limit(rng);
+        }
+    }
+    Query { sql, ordered }
+}
+
+/// Two SELECTs of the same groupable columns of one table, UNION or UNION
+/// ALL; in order only when ordered by every column (rows that tie are then
+/// equal, so their order does not matter).
+fn union(rng: &mut Rng) -> Query {
+    let table = *rng.pick(&[&CUSTOMER, &ORDERS, &EVENT, &PRODUCT]);
+    let src = single(table);
+    let keys = group_keys(rng, &src);
+    let list = keys.join(", ");
+    let op = if rng.chance(50) { "UNION" } else { "UNION ALL" };
+    let mut sql = format!(
+        "SELECT {list} FROM {}{} {op} SELECT {list} FROM {}{}",
+        table.name,
+        where_clause(rng, &src),
+        table.name,
+        where_clause(rng, &src)
+    );
+    let ordered = rng.chance(50);
+    if ordered {
+        let order: Vec<String> = (1..=keys.len())
+            .map(|i| format!("{i}{}", direction(rng)))
+            .collect();
+        sql += &format!(" ORDER BY {}", order.join(", "));
         if rng.chance(50) {
             sql += &limit(rng);
         }
@@ -649,13 +697,22 @@ fn having(rng: &mut Rng, src: &Source) -> String {
 /// only when ORDER BY ends in every key.
 fn grouped(rng: &mut Rng, src: &Source) -> Query {
     let keys = group_keys(rng, src);
-    let aggs = aggregates(rng, src, 1);
+    // Aggregates as ORDER BY names them: sometimes by an alias.
+    let mut aggs = Vec::new();
     let mut list: Vec<String> = if rng.chance(10) {
         Vec::new()
     } else {
         keys.clone()
     };
-    list.extend(aggs.iter().cloned());
+    for (i, agg) in aggregates(rng, src, 1).into_iter().enumerate() {
+        if rng.chance(25) {
+            list.push(format!("{agg} AS g{i}"));
+            aggs.push(format!("g{i}"));
+        } else {
+            list.push(agg.clone());
+            aggs.push(agg);
+        }
+    }
     if rng.chance(30) {
         list.reverse();
     }
@@ -692,7 +749,8 @@ fn grouped(rng: &mut Rng, src: &Source) -> Query {
 pub fn query(rng: &mut Rng) -> Query {
     let src = source(rng);
     match rng.below(20) {
-        0..=7 => plain(rng, &src),
+        0..=6 => plain(rng, &src),
+        7 => union(rng),
         8..=9 => distinct(rng, &src),
         10..=13 => whole_aggregate(rng, &src),
         _ => grouped(rng, &src),
@@ -753,6 +811,10 @@ mod tests {
             "CONCAT(",
             "WHERE id = ",
             "WHERE c.id IN (",
+            " UNION SELECT ",
+            " UNION ALL SELECT ",
+            " AS g0",
+            "ORDER BY 1",
         ] {
             assert!(all.contains(needle), "no query has {needle:?}");
         }

@@ -16,6 +16,9 @@ use super::{BufferState, End, Request, Session, Slot, slot_conn};
 use crate::merge::{self, Rows};
 use crate::plan::{self, InsertPlan, OwnedValue, Plan, PlanContext, PlanError, Route, RowValue};
 
+/// One text-protocol row.
+type Row = Vec<Option<Vec<u8>>>;
+
 /// What the client sent, for relaying it unchanged to one shard.
 #[derive(Clone, Copy)]
 enum Original<'a> {
@@ -548,7 +551,7 @@ impl Session {
             return Ok(());
         };
         let mut right_columns = shape.columns;
-        let mut cache: HashMap<Vec<Option<Vec<u8>>>, Vec<Vec<Option<Vec<u8>>>>> = HashMap::new();
+        let mut cache: HashMap<Row, Vec<Row>> = HashMap::new();
         let mut out_rows: Vec<Vec<Option<Vec<u8>>>> = Vec::new();
         for lrow in &left.rows {
             let key: Vec<Option<Vec<u8>>> = join
