@@ -226,6 +226,17 @@ fn run_tutorial(kind: &'static str) {
     step_201_205(&cluster, &examples, kind);
     step_301_305(&cluster, kind, &expected);
     sharded_reinsert(&cluster, kind, &expected);
+
+    // Last, so that a failure here hides none of the above: SHOW VSCHEMA
+    // answers for the session's keyspace, the unsharded one included (the
+    // gate, not mysqld, knows VSchemas).
+    let commerce_tables = cluster.mariadb("commerce", "SHOW VSCHEMA TABLES");
+    assert_eq!(
+        String::from_utf8_lossy(&commerce_tables.stdout),
+        "customer_seq\norder_seq\nproduct\n",
+        "SHOW VSCHEMA TABLES with `use commerce`: {}",
+        String::from_utf8_lossy(&commerce_tables.stderr)
+    );
 }
 
 /// 101: commerce's schema and VSchema, the data inserted with no database
