@@ -139,12 +139,31 @@ pub struct BackendConn {
     pub status: StatusFlags,
 }
 
+/// A server that vanished without closing (host down, network cut) is
+/// noticed in seconds rather than at the kernel's default of many minutes:
+/// unacknowledged writes fail after `USER_TIMEOUT`, and an idle connection
+/// waiting for an answer is probed. A live server acknowledges probes, so
+/// long queries are not cut.
+fn detect_dead_peer(stream: &TcpStream) -> io::Result<()> {
+    use std::time::Duration;
+    const USER_TIMEOUT: Duration = Duration::from_secs(10);
+    let socket = socket2::SockRef::from(stream);
+    socket.set_tcp_keepalive(
+        &socket2::TcpKeepalive::new()
+            .with_time(Duration::from_secs(5))
+            .with_interval(Duration::from_secs(2))
+            .with_retries(3),
+    )?;
+    socket.set_tcp_user_timeout(Some(USER_TIMEOUT))
+}
+
 impl BackendConn {
     /// Connects, authenticates (mysql_native_password, or caching_sha2_password's fast
     /// path) and returns a connection ready for commands.
     pub async fn connect(cfg: &BackendConfig) -> Result<BackendConn, BackendError> {
         let stream = TcpStream::connect(&cfg.addr).await?;
         stream.set_nodelay(true)?;
+        detect_dead_peer(&stream)?;
         let mut conn = PacketConn::new(stream);
         let (seq, greeting) = conn
             .read_packet()
