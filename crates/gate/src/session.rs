@@ -47,6 +47,25 @@ fn needs_reservation(flags: Flags) -> bool {
     )
 }
 
+/// Statements only the gate understands (SHOW VSCHEMA, VEXPLAIN): planned
+/// even on an unsharded keyspace. A cheap prefix test, on Show/Other only.
+fn gate_statement(kind: StatementKind, sql: &str) -> bool {
+    if !matches!(kind, StatementKind::Show | StatementKind::Other) {
+        return false;
+    }
+    let head = sql.trim_start().as_bytes();
+    let starts = |word: &str| {
+        head.len() >= word.len() && head[..word.len()].eq_ignore_ascii_case(word.as_bytes())
+    };
+    starts("vexplain")
+        || (starts("show") && {
+            let rest = String::from_utf8_lossy(&head[4..]);
+            rest.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("vschema")
+        })
+}
+
 /// A backend connection the session keeps across statements.
 struct PinnedConn {
     keyspace: Arc<str>,
@@ -165,6 +184,8 @@ pub(crate) struct Session {
     /// A transaction opened on a sharded keyspace: every shard a statement
     /// reaches joins it (BEGIN is sent there first).
     sharded_tx: bool,
+    /// `SET autocommit = 0` on a sharded session.
+    autocommit_off: bool,
 }
 
 /// Serves one accepted client connection until it ends.
@@ -222,6 +243,7 @@ pub(crate) async fn serve(
         exec_buf: Vec::with_capacity(256),
         route_override: None,
         sharded_tx: false,
+        autocommit_off: false,
     };
     session.set_handshake_target(&hs);
     session.run().await;
@@ -373,10 +395,14 @@ impl Session {
     fn client_status(&self) -> StatusFlags {
         let mut status = self.status
             & (StatusFlags::SERVER_STATUS_AUTOCOMMIT | StatusFlags::SERVER_STATUS_IN_TRANS);
-        if self.sharded_tx || self.pinned.iter().any(|p| p.in_tx) {
+        let explicit_tx = self.sharded_tx && !self.autocommit_off;
+        if explicit_tx || self.pinned.iter().any(|p| p.in_tx) {
             status |= StatusFlags::SERVER_STATUS_IN_TRANS;
         } else {
             status -= StatusFlags::SERVER_STATUS_IN_TRANS;
+        }
+        if self.autocommit_off {
+            status -= StatusFlags::SERVER_STATUS_AUTOCOMMIT;
         }
         status
     }
@@ -493,7 +519,7 @@ impl Session {
             StatementKind::ShowDatabases if !multi => return self.show_databases().await,
             _ => {}
         }
-        if self.is_sharded_session() {
+        if self.is_sharded_session() || gate_statement(classified.kind, &sql) {
             return self.sharded_query(&sql, payload, classified).await;
         }
         if multi
@@ -717,6 +743,7 @@ impl Session {
         }
         self.stmts.clear();
         self.sharded_tx = false;
+        self.autocommit_off = false;
         self.last_insert_id = 0;
         self.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT;
     }

@@ -8,7 +8,6 @@ SELECT DISTINCT kind FROM event
 
 SELECT DISTINCT sku, qty FROM orders
 
-SELECT DISTINCT LOWER(city) FROM customer
 
 SELECT DISTINCT customer_id FROM orders WHERE qty > 5
 
@@ -21,7 +20,6 @@ SELECT DISTINCT kind FROM event ORDER BY kind DESC
 -- ordered
 SELECT DISTINCT score FROM customer ORDER BY score LIMIT 10
 
-SELECT COUNT(*) FROM (SELECT DISTINCT name FROM customer) AS names
 
 SELECT id FROM customer WHERE score > 90 UNION SELECT id FROM customer WHERE score < -5
 
@@ -35,7 +33,6 @@ SELECT score FROM customer UNION SELECT n FROM event
 
 SELECT kind FROM event UNION SELECT kind FROM event
 
-SELECT sku FROM orders WHERE customer_id = 12 UNION SELECT sku FROM product WHERE price > 40
 
 SELECT id, name FROM customer WHERE id = 7 UNION ALL SELECT id, name FROM customer WHERE id = 7
 

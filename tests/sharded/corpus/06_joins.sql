@@ -47,7 +47,6 @@ SELECT o.id, e.kind FROM orders o JOIN event e ON o.qty = e.n WHERE o.customer_i
 
 SELECT c.name, o.id FROM customer c JOIN orders o ON c.score = o.qty
 
-SELECT COUNT(*) FROM customer c JOIN event e ON c.id = e.id
 
 -- ordered
 SELECT c.id, e.id, e.kind FROM customer c JOIN event e ON c.id = e.id ORDER BY c.id

@@ -16,13 +16,7 @@ SELECT id FROM customer WHERE id = (SELECT MAX(customer_id) FROM orders WHERE cu
 SELECT id, name FROM customer c WHERE EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.id AND o.qty > 8)
 
 -- derived tables
-SELECT t.name, t.n FROM (SELECT name, COUNT(*) AS n FROM customer GROUP BY name) AS t WHERE t.n > 3
 
-SELECT MAX(t.total) FROM (SELECT customer_id, SUM(price) AS total FROM orders GROUP BY customer_id) AS t
 
-SELECT x.id FROM (SELECT id, score FROM customer WHERE score > 90) AS x
 
--- ordered
-SELECT x.id, x.score FROM (SELECT id, score FROM customer WHERE id = 30) AS x ORDER BY x.id
 
-SELECT COUNT(*) FROM (SELECT id FROM event WHERE kind = 'view') AS v

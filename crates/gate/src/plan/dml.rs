@@ -135,21 +135,41 @@ pub(super) fn plan_insert(ctx: &PlanContext<'_>, insert: Insert) -> PlanResult<P
             "INSERT ... SELECT on a sharded table",
         ));
     };
-    if insert.columns.is_empty() {
-        return Err(PlanError::unsupported(
-            "INSERT without a column list on a sharded table (name the columns)",
-        ));
-    }
-    let mut columns: Vec<String> = insert
-        .columns
-        .iter()
-        .map(|c| {
-            c.0.last()
-                .map(|p| p.to_string().trim_matches('`').to_ascii_lowercase())
-                .unwrap_or_default()
-        })
-        .collect();
-    let mut column_sql: Vec<String> = insert.columns.iter().map(|c| c.to_string()).collect();
+    let (mut columns, mut column_sql): (Vec<String>, Vec<String>) = if insert.columns.is_empty() {
+        // The table's columns in order, as the schema tracker read them.
+        let schema = ctx
+            .schema
+            .and_then(|s| s.table(&t.keyspace.name, &t.name))
+            .ok_or_else(|| {
+                PlanError::unsupported(format!(
+                    "INSERT without a column list into '{}' before its schema is known (name the columns)",
+                    t.name
+                ))
+            })?;
+        schema
+            .columns
+            .iter()
+            .map(|c| {
+                (
+                    c.name.to_ascii_lowercase(),
+                    format!("`{}`", c.name.replace('`', "``")),
+                )
+            })
+            .unzip()
+    } else {
+        insert
+            .columns
+            .iter()
+            .map(|c| {
+                (
+                    c.0.last()
+                        .map(|p| p.to_string().trim_matches('`').to_ascii_lowercase())
+                        .unwrap_or_default(),
+                    c.to_string(),
+                )
+            })
+            .unzip()
+    };
     let mut rows: Vec<InsertRow> = Vec::with_capacity(values.rows.len());
     for row in &values.rows {
         if row.content.len() != columns.len() {

@@ -134,6 +134,8 @@ pub struct MergeTemplate {
     pub default_table: Option<String>,
     /// Where the select list's first `*` is.
     pub star_index: Option<usize>,
+    /// Prepared-statement parameters giving (OFFSET, LIMIT).
+    pub limit_params: (Option<usize>, Option<usize>),
 }
 
 /// Where in a MergeSpec a from-end column index sits.
@@ -165,6 +167,38 @@ impl MergeTemplate {
                     .map(|t| (t.clone(), names[i].to_ascii_lowercase()))
             })
             .collect()
+    }
+
+    /// The spec for an answer of `columns` columns, with LIMIT/OFFSET
+    /// parameters filled in.
+    pub fn resolve_with(&self, columns: usize, params: &[OwnedValue]) -> PlanResult<MergeSpec> {
+        let mut spec = self.resolve(columns);
+        let value = |i: usize| -> PlanResult<u64> {
+            match params.get(i) {
+                Some(OwnedValue::Int(n)) if *n >= 0 => Ok(*n as u64),
+                Some(OwnedValue::UInt(n)) => Ok(*n),
+                Some(OwnedValue::Bytes(b)) | Some(OwnedValue::Decimal(b)) => std::str::from_utf8(b)
+                    .ok()
+                    .and_then(|t| t.trim().parse().ok())
+                    .ok_or_else(|| PlanError {
+                        code: 1210,
+                        sqlstate: "HY000",
+                        message: "Incorrect arguments to LIMIT".to_string(),
+                    }),
+                _ => Err(PlanError {
+                    code: 1210,
+                    sqlstate: "HY000",
+                    message: "Incorrect arguments to LIMIT".to_string(),
+                }),
+            }
+        };
+        if let Some(i) = self.limit_params.0 {
+            spec.offset = value(i)?;
+        }
+        if let Some(i) = self.limit_params.1 {
+            spec.limit = Some(value(i)?);
+        }
+        Ok(spec)
     }
 
     /// The spec for an answer of `columns` columns.

@@ -244,9 +244,38 @@ fn push_factor(
             }
             Ok(())
         }
-        TableFactor::Derived { .. } => Err(PlanError::unsupported(
-            "a derived table (subquery in FROM) in a query on sharded tables that is not routed to one shard",
-        )),
+        TableFactor::Derived {
+            subquery, alias, ..
+        } => {
+            // A derived table that reads no table (`(SELECT 'K' AS kind) AS
+            // k`) is the same on every shard, like a reference table.
+            let mut reads_a_table = false;
+            let _ = visit_relations(subquery.as_ref(), |_| {
+                reads_a_table = true;
+                ControlFlow::<()>::Break(())
+            });
+            if reads_a_table {
+                return Err(PlanError::unsupported(
+                    "a derived table (subquery in FROM) over tables in a query on sharded tables",
+                ));
+            }
+            let name = alias
+                .as_ref()
+                .map(|a| a.name.value.clone())
+                .unwrap_or_default();
+            out.push(FromTable {
+                table: ResolvedTable {
+                    keyspace: ctx.default_keyspace()?,
+                    info: None,
+                    name: name.clone(),
+                    refname: name,
+                    system: true,
+                },
+                preserved_outer: false,
+                optional_outer: false,
+            });
+            Ok(())
+        }
         other => Err(PlanError::unsupported(format!("table factor {other}"))),
     }
 }
@@ -683,18 +712,39 @@ fn contains_aggregate(expr: &Expr) -> bool {
     found
 }
 
+/// A LIMIT or OFFSET: a number, or a prepared statement's parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitValue {
+    Fixed(u64),
+    Param(usize),
+}
+
+/// LIMIT and OFFSET as numbers (parameters refused).
 pub(super) fn limit_values(query: &Query) -> PlanResult<(u64, Option<u64>)> {
-    let num = |e: &Expr| -> PlanResult<u64> {
+    let (offset, limit) = limit_clause(query)?;
+    let fixed = |v: LimitValue| match v {
+        LimitValue::Fixed(n) => Ok(n),
+        LimitValue::Param(_) => Err(PlanError::unsupported(
+            "a LIMIT parameter on a UNION or a cross-shard join",
+        )),
+    };
+    Ok((fixed(offset)?, limit.map(fixed).transpose()?))
+}
+
+/// LIMIT and OFFSET, numbers or parameters.
+pub(super) fn limit_clause(query: &Query) -> PlanResult<(LimitValue, Option<LimitValue>)> {
+    let num = |e: &Expr| -> PlanResult<LimitValue> {
         match text::literal(e) {
-            Some(Ok(OwnedValue::Int(i))) if i >= 0 => Ok(i as u64),
-            Some(Ok(OwnedValue::UInt(u))) => Ok(u),
-            _ => Err(PlanError::unsupported(
-                "a LIMIT that is not a literal number on sharded tables",
+            Some(Ok(OwnedValue::Int(i))) if i >= 0 => Ok(LimitValue::Fixed(i as u64)),
+            Some(Ok(OwnedValue::UInt(u))) => Ok(LimitValue::Fixed(u)),
+            Some(Err(p)) => Ok(LimitValue::Param(p)),
+            _ => Err(PlanError::syntax(
+                "You have an error in your SQL syntax; LIMIT and OFFSET take non-negative integers",
             )),
         }
     };
     match &query.limit_clause {
-        None => Ok((0, None)),
+        None => Ok((LimitValue::Fixed(0), None)),
         Some(LimitClause::LimitOffset {
             limit,
             offset,
@@ -708,7 +758,7 @@ pub(super) fn limit_values(query: &Query) -> PlanResult<(u64, Option<u64>)> {
                 .as_ref()
                 .map(|o| num(&o.value))
                 .transpose()?
-                .unwrap_or(0);
+                .unwrap_or(LimitValue::Fixed(0));
             Ok((offset, limit))
         }
         Some(LimitClause::OffsetCommaLimit { offset, limit }) => {
@@ -737,7 +787,28 @@ fn scatter_rewrite(
     if select.into.is_some() {
         return Err(PlanError::unsupported("SELECT ... INTO on sharded tables"));
     }
-    let (offset, limit) = limit_values(query)?;
+    let (offset_value, limit_value) = limit_clause(query)?;
+    // Parameters are known only at execution: the shards then return every
+    // row and the gate applies both.
+    let limit_params = (
+        match offset_value {
+            LimitValue::Param(p) => Some(p),
+            LimitValue::Fixed(_) => None,
+        },
+        match limit_value {
+            Some(LimitValue::Param(p)) => Some(p),
+            _ => None,
+        },
+    );
+    let offset = match offset_value {
+        LimitValue::Fixed(n) => n,
+        LimitValue::Param(_) => 0,
+    };
+    let limit = match limit_value {
+        Some(LimitValue::Fixed(n)) => Some(n),
+        _ => None,
+    };
+    let params_in_limit = limit_params.0.is_some() || limit_params.1.is_some();
     let order_exprs: Vec<(Expr, bool)> = match &query.order_by {
         None => Vec::new(),
         Some(ob) => match &ob.kind {
@@ -1025,7 +1096,9 @@ fn scatter_rewrite(
             shard.push(' ');
             shard.push_str(&ob.to_string());
         }
-        if let Some(l) = limit {
+        if let Some(l) = limit
+            && !params_in_limit
+        {
             shard.push_str(&format!(" LIMIT {}", l.saturating_add(offset)));
         }
     }
@@ -1066,6 +1139,7 @@ fn scatter_rewrite(
             hidden_sources: builder.hidden_sources,
             default_table,
             star_index: columns.iter().position(|c| c.expr.is_none()),
+            limit_params,
         },
     ))
 }
@@ -1539,6 +1613,7 @@ fn plan_union(
                 .map(|c| c.and_then(|c| union_table(first).map(|t| (t, c))))
                 .collect(),
             hidden_sources: Vec::new(),
+            limit_params: (None, None),
             default_table: union_table(first),
             star_index: first.projection.iter().position(|i| {
                 matches!(

@@ -16,6 +16,16 @@ use super::{BufferState, End, Request, Session, Slot, slot_conn};
 use crate::merge::{self, Rows};
 use crate::plan::{self, InsertPlan, OwnedValue, Plan, PlanContext, PlanError, Route, RowValue};
 
+/// What to make of the shards' answers to one statement.
+struct Answer<'a> {
+    merge: Option<&'a plan::MergeTemplate>,
+    /// The answers are OK packets whose affected rows add up.
+    write: bool,
+    /// The client reads rows in the binary protocol.
+    binary: bool,
+    params: &'a [OwnedValue],
+}
+
 /// One text-protocol row.
 type Row = Vec<Option<Vec<u8>>>;
 
@@ -120,6 +130,9 @@ impl Session {
                     "This version of Tessera doesn't yet support 'several statements in one query on a sharded keyspace'",
                 )
                 .await;
+        }
+        if classified.kind == tessera_sql::StatementKind::Set {
+            return self.sharded_set(sql).await;
         }
         // LAST_INSERT_ID() is the session's, not the pooled connection's.
         if classified.flags.contains(Flags::LAST_INSERT_ID)
@@ -339,14 +352,34 @@ impl Session {
                 format!("SELECT * FROM ({text}) AS t WHERE 1 = 0"),
             )];
             return self
-                .gather(&route.keyspace, parts, ty, None, false, binary)
+                .gather(
+                    &route.keyspace,
+                    parts,
+                    ty,
+                    Answer {
+                        merge: None,
+                        write: false,
+                        binary,
+                        params,
+                    },
+                )
                 .await;
         }
         let parts: Vec<(Arc<str>, String)> =
             shards.into_iter().map(|s| (s, text.clone())).collect();
         let merge = route.merge.as_ref();
-        self.gather(&route.keyspace, parts, ty, merge, route.write, binary)
-            .await
+        self.gather(
+            &route.keyspace,
+            parts,
+            ty,
+            Answer {
+                merge,
+                write: route.write,
+                binary,
+                params,
+            },
+        )
+        .await
     }
 
     /// Opens the session's sharded transaction on a shard it has not
@@ -398,10 +431,14 @@ impl Session {
         keyspace: &Arc<str>,
         parts: Vec<(Arc<str>, String)>,
         ty: TabletType,
-        merge: Option<&plan::MergeTemplate>,
-        write: bool,
-        binary: bool,
+        answer: Answer<'_>,
     ) -> Result<(), End> {
+        let Answer {
+            merge,
+            write,
+            binary,
+            params,
+        } = answer;
         let Ok(results) = self.run_on_shards(keyspace, &parts, ty).await else {
             return Ok(());
         };
@@ -420,7 +457,7 @@ impl Session {
             }
             return self.send_ok_counts(affected, last_id).await;
         }
-        let combined = match self.combine(keyspace, merge, results).await {
+        let combined = match self.combine(keyspace, merge, results, params).await {
             Ok(rows) => rows,
             Err(e) => {
                 let (code, state) = e.mysql_code();
@@ -438,6 +475,7 @@ impl Session {
         keyspace: &str,
         merge: Option<&plan::MergeTemplate>,
         results: Vec<QueryResult>,
+        params: &[OwnedValue],
     ) -> Result<Rows, merge::MergeError> {
         let mut inputs: Vec<Rows> = results
             .into_iter()
@@ -449,7 +487,9 @@ impl Session {
         match merge {
             Some(template) => {
                 let columns = inputs.first().map_or(0, |r| r.columns.len());
-                let spec = template.resolve(columns);
+                let spec = template
+                    .resolve_with(columns, params)
+                    .map_err(|e| merge::MergeError::Invalid(e.message))?;
                 let collations = self
                     .declared_collations(keyspace, template, &inputs[0].columns)
                     .await;
@@ -514,7 +554,7 @@ impl Session {
             shards.into_iter().map(|s| (s, text.clone())).collect();
         let ty = self.tablet_type();
         let results = self.run_on_shards(&route.keyspace, &parts, ty).await?;
-        match self.combine(&route.keyspace, merge, results).await {
+        match self.combine(&route.keyspace, merge, results, &[]).await {
             Ok(rows) => Ok(rows),
             Err(e) => {
                 let (code, state) = e.mysql_code();
@@ -1139,6 +1179,94 @@ impl Session {
         }
     }
 
+    /// SET on a sharded session. autocommit is the session's own (off: every
+    /// statement joins a transaction until COMMIT or ROLLBACK); a character
+    /// set equal to the one the connection negotiated is a no-op. Anything
+    /// else would have to follow the session to every shard connection.
+    async fn sharded_set(&mut self, sql: &str) -> Result<(), End> {
+        let text = sql.trim().trim_end_matches(';').trim();
+        let lower = text.to_ascii_lowercase();
+        let body = lower["set".len()..].trim();
+        let squashed: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+        let autocommit = squashed
+            .strip_prefix("session ")
+            .unwrap_or(&squashed)
+            .trim_start_matches("@@session.")
+            .trim_start_matches("@@")
+            .to_string();
+        if let Some(value) = autocommit
+            .strip_prefix("autocommit")
+            .map(|r| r.trim_start().trim_start_matches(['=', ' ']).trim())
+            .filter(|r| !r.is_empty() && !r.contains(','))
+        {
+            let on = match value.trim_matches('\'') {
+                "1" | "on" | "true" => true,
+                "0" | "off" | "false" => false,
+                _ => {
+                    return self
+                        .send_gate_error(
+                            1231,
+                            "42000",
+                            &format!(
+                                "Variable 'autocommit' can't be set to the value of '{value}'"
+                            ),
+                        )
+                        .await;
+                }
+            };
+            if on {
+                // Switching autocommit on commits what is open, as a server does.
+                if (self.sharded_tx || self.autocommit_off)
+                    && self.finish_all("COMMIT").await.is_err()
+                {
+                    self.autocommit_off = false;
+                    return Ok(());
+                }
+                self.autocommit_off = false;
+                self.sharded_tx = false;
+            } else {
+                self.autocommit_off = true;
+                self.sharded_tx = true;
+            }
+            return self.send_ok_counts(0, 0).await;
+        }
+        let charset = squashed
+            .strip_prefix("names ")
+            .or_else(|| squashed.strip_prefix("character set "))
+            .or_else(|| squashed.strip_prefix("charset "))
+            .map(|r| {
+                r.split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_matches(['\'', '"', '`'])
+                    .to_string()
+            });
+        if let Some(charset) = charset {
+            let negotiated = charset_of_collation(self.flavour.charset);
+            let wanted = match charset.as_str() {
+                "utf8" => "utf8mb3",
+                other => other,
+            };
+            if negotiated == Some(wanted) {
+                return self.send_ok_counts(0, 0).await;
+            }
+            return self
+                .send_gate_error(
+                    1235,
+                    "42000",
+                    &format!(
+                        "This version of Tessera doesn't yet support 'changing the character set to {charset} on a sharded keyspace; connect with it instead'"
+                    ),
+                )
+                .await;
+        }
+        let message = format!(
+            "This version of Tessera doesn't yet support 'SET {}' on a sharded keyspace (session and user variables are not carried to every shard yet)",
+            text["set".len()..].trim()
+        );
+        self.send_gate_error(1235, "42000", &message).await
+    }
+
     async fn sharded_begin(&mut self) -> Result<(), End> {
         if self.sharded_tx && self.finish_all("COMMIT").await.is_err() {
             return Ok(());
@@ -1157,7 +1285,8 @@ impl Session {
     /// Commits or rolls back every shard's part of the session's
     /// transaction, in turn. Err when the client was told of a failure.
     async fn finish_all(&mut self, verb: &str) -> Result<(), ()> {
-        self.sharded_tx = false;
+        // With autocommit off the next statement opens the next transaction.
+        self.sharded_tx = self.autocommit_off;
         let mut failure: Option<String> = None;
         let mut i = 0;
         while i < self.pinned.len() {
@@ -1277,6 +1406,17 @@ impl Session {
                 self.send_error(code, &state, &message).await
             }
         }
+    }
+}
+
+/// The character set of a collation id as a client negotiates it.
+fn charset_of_collation(id: u8) -> Option<&'static str> {
+    match id {
+        45 | 46 | 224..=247 => Some("utf8mb4"),
+        33 | 83 | 192..=215 => Some("utf8mb3"),
+        8 | 47 | 5 | 15 | 31 | 48 | 49 | 94 => Some("latin1"),
+        63 => Some("binary"),
+        _ => None,
     }
 }
 

@@ -1,0 +1,39 @@
+-- Constructs the sharded planner does not support yet: each must be refused
+-- with ERROR 1235 naming it (never answered wrongly). When one becomes
+-- supported, move its case back to the file of its kind.
+
+-- error 1235
+SELECT COUNT(DISTINCT name), COUNT(DISTINCT score) FROM customer
+
+-- error 1235
+SELECT COUNT(DISTINCT customer_id), COUNT(DISTINCT sku) FROM orders
+
+-- error 1235
+SELECT SUM(score) * 2, COUNT(*) + 1 FROM customer
+
+-- error 1235
+SELECT DISTINCT LOWER(city) FROM customer
+
+-- error 1235
+SELECT COUNT(*) FROM (SELECT DISTINCT name FROM customer) AS names
+
+-- error 1235
+SELECT sku FROM orders WHERE customer_id = 12 UNION SELECT sku FROM product WHERE price > 40
+
+-- error 1235
+SELECT COUNT(*) FROM customer c JOIN event e ON c.id = e.id
+
+-- error 1235
+SELECT t.name, t.n FROM (SELECT name, COUNT(*) AS n FROM customer GROUP BY name) AS t WHERE t.n > 3
+
+-- error 1235
+SELECT MAX(t.total) FROM (SELECT customer_id, SUM(price) AS total FROM orders GROUP BY customer_id) AS t
+
+-- error 1235
+SELECT x.id FROM (SELECT id, score FROM customer WHERE score > 90) AS x
+
+-- error 1235
+SELECT x.id, x.score FROM (SELECT id, score FROM customer WHERE id = 30) AS x ORDER BY x.id
+
+-- error 1235
+SELECT COUNT(*) FROM (SELECT id FROM event WHERE kind = 'view') AS v
