@@ -808,13 +808,28 @@ pub struct PlanCache {
     max_bytes: usize,
 }
 
-/// A session keyspace and statement text.
-type CacheKey = (Option<Arc<str>>, Arc<str>);
+/// One cached plan with what it was made for.
+struct CacheEntry {
+    keyspace: Option<Box<str>>,
+    sql: Box<str>,
+    epoch: u64,
+    plan: Arc<Plan>,
+}
 
+/// Plans are found by a hash of (session keyspace, text), so a lookup
+/// allocates nothing; entries keep their text to rule out collisions.
 #[derive(Default)]
 struct CacheInner {
-    plans: HashMap<CacheKey, (u64, Arc<Plan>)>,
+    plans: HashMap<u64, Vec<CacheEntry>>,
     bytes: usize,
+}
+
+fn cache_hash(keyspace: Option<&str>, sql: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    keyspace.hash(&mut h);
+    sql.hash(&mut h);
+    h.finish()
 }
 
 impl PlanCache {
@@ -827,16 +842,20 @@ impl PlanCache {
 
     /// The plan cached for `sql` in a session of `keyspace`, if it was made
     /// with the VSchema of `epoch`.
-    pub fn get(&self, keyspace: Option<&Arc<str>>, sql: &str, epoch: u64) -> Option<Arc<Plan>> {
+    pub fn get(&self, keyspace: Option<&str>, sql: &str, epoch: u64) -> Option<Arc<Plan>> {
+        let hash = cache_hash(keyspace, sql);
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        match inner.plans.get(&(keyspace.cloned(), Arc::from(sql))) {
-            Some((e, plan)) if *e == epoch => Some(plan.clone()),
-            _ => None,
-        }
+        inner
+            .plans
+            .get(&hash)?
+            .iter()
+            .find(|e| e.epoch == epoch && e.keyspace.as_deref() == keyspace && &*e.sql == sql)
+            .map(|e| e.plan.clone())
     }
 
-    pub fn insert(&self, keyspace: Option<&Arc<str>>, sql: &str, epoch: u64, plan: Arc<Plan>) {
+    pub fn insert(&self, keyspace: Option<&str>, sql: &str, epoch: u64, plan: Arc<Plan>) {
         let cost = sql.len() * 2 + 512;
+        let hash = cache_hash(keyspace, sql);
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if inner.bytes + cost > self.max_bytes {
             // Dropping everything is crude but bounded, and a hot working
@@ -845,9 +864,14 @@ impl PlanCache {
             inner.bytes = 0;
         }
         inner.bytes += cost;
-        inner
-            .plans
-            .insert((keyspace.cloned(), Arc::from(sql)), (epoch, plan));
+        let entries = inner.plans.entry(hash).or_default();
+        entries.retain(|e| !(e.keyspace.as_deref() == keyspace && &*e.sql == sql));
+        entries.push(CacheEntry {
+            keyspace: keyspace.map(Box::from),
+            sql: Box::from(sql),
+            epoch,
+            plan,
+        });
     }
 
     /// Forgets every plan (a VSchema or shard list changed).
@@ -855,5 +879,125 @@ impl PlanCache {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.plans.clear();
         inner.bytes = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::topology::KeyspaceRoute;
+    use tessera_topo::{KeyRange, Keyspace};
+
+    const VSCHEMA: &str = r#"{
+        "sharded": true,
+        "vindexes": {"hash": {"type": "hash"}},
+        "tables": {
+            "customer": {"column_vindexes": [{"column": "id", "name": "hash"}]},
+            "orders": {"column_vindexes": [{"column": "customer_id", "name": "hash"}]},
+            "product": {"type": "reference"}
+        }
+    }"#;
+
+    fn routing() -> RoutingTable {
+        let shards = ["-80", "80-"]
+            .iter()
+            .map(|s| (Arc::from(*s), KeyRange::from_shard_name(s).unwrap()))
+            .collect();
+        let vschema = KeyspaceVSchema::build("ks", true, Some(VSCHEMA), shards, &|_| None);
+        let mut keyspaces = BTreeMap::new();
+        keyspaces.insert(
+            "ks".to_string(),
+            KeyspaceRoute {
+                keyspace: Keyspace {
+                    name: "ks".into(),
+                    sharded: true,
+                    ..Default::default()
+                },
+                shards: BTreeMap::new(),
+                vschema: Arc::new(vschema),
+            },
+        );
+        RoutingTable {
+            keyspaces,
+            ..Default::default()
+        }
+    }
+
+    fn planned(sql: &str) -> PlanResult<Plan> {
+        let table = routing();
+        let ctx = PlanContext {
+            routing: &table,
+            keyspace: Some("ks"),
+            schema: None,
+        };
+        plan(&ctx, sql)
+    }
+
+    fn route(sql: &str) -> Route {
+        match planned(sql).unwrap() {
+            Plan::Route(r) => r,
+            other => panic!("{sql}: not a route: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn equality_on_the_vindex_routes_to_one_shard_and_keeps_the_text() {
+        let r = route("SELECT * FROM customer WHERE id = 5");
+        assert!(matches!(&r.routing, Routing::Vindex { values, .. } if values.len() == 1));
+        let table = routing();
+        let shards = shards_for(&table.keyspaces["ks"].vschema, &r.routing, &[]).unwrap();
+        assert_eq!(shards.len(), 1);
+    }
+
+    #[test]
+    fn other_conditions_scatter_with_a_merge() {
+        let r = route(
+            "SELECT name, COUNT(*) FROM customer WHERE name = 'x' GROUP BY name ORDER BY 2 DESC LIMIT 3",
+        );
+        assert!(matches!(r.routing, Routing::Scatter));
+        let m = r.merge.expect("a merge");
+        assert!(m.spec.aggregate);
+        assert_eq!(m.spec.limit, Some(3));
+        assert!(
+            !r.sql.unwrap().contains("LIMIT"),
+            "no LIMIT pushed under a GROUP BY"
+        );
+    }
+
+    #[test]
+    fn colocated_and_reference_joins_stay_on_the_shards() {
+        let r = route(
+            "SELECT c.id, o.id FROM customer c JOIN orders o ON c.id = o.customer_id JOIN product p ON p.sku = o.sku",
+        );
+        assert!(matches!(r.routing, Routing::Scatter));
+        let r = route("SELECT * FROM product");
+        assert!(matches!(r.routing, Routing::AnyShard));
+    }
+
+    #[test]
+    fn refusals_name_what_is_unsupported() {
+        let e = planned("UPDATE customer SET id = 3 WHERE id = 4").unwrap_err();
+        assert_eq!((e.code, e.sqlstate), (1235, "42000"));
+        assert!(e.message.contains("vindex"), "{}", e.message);
+        let e = planned("DELETE FROM customer WHERE name = 'x' LIMIT 1").unwrap_err();
+        assert_eq!(e.code, 1235);
+        let e = planned("SELECT * FROM nosuch").unwrap_err();
+        assert_eq!((e.code, e.sqlstate), (1146, "42S02"));
+        let e = planned("SELEC 1").unwrap_err();
+        assert_eq!(e.code, 1064);
+    }
+
+    #[test]
+    fn the_cache_tells_keyspaces_and_vschema_epochs_apart() {
+        let cache = PlanCache::new(1 << 20);
+        let plan = Arc::new(Plan::Begin);
+        cache.insert(Some("a"), "SELECT 1", 7, plan.clone());
+        assert!(cache.get(Some("a"), "SELECT 1", 7).is_some());
+        assert!(cache.get(Some("b"), "SELECT 1", 7).is_none());
+        assert!(cache.get(None, "SELECT 1", 7).is_none());
+        assert!(cache.get(Some("a"), "SELECT 1", 8).is_none());
+        assert!(cache.get(Some("a"), "SELECT 2", 7).is_none());
     }
 }

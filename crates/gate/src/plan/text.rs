@@ -214,6 +214,29 @@ pub fn offset_of(sql: &str, loc: Location) -> Option<usize> {
     }
 }
 
+/// The index of the quote closing the quoted text that opens at `open`
+/// (doubled quotes and, outside backticks, backslash escapes skipped), or
+/// the end of the text.
+fn closing_quote(bytes: &[u8], open: usize) -> usize {
+    let q = bytes[open];
+    let mut i = open + 1;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && q != b'`' {
+            i += 2;
+            continue;
+        }
+        if bytes[i] == q {
+            if bytes.get(i + 1) == Some(&q) {
+                i += 2;
+                continue;
+            }
+            return i;
+        }
+        i += 1;
+    }
+    bytes.len()
+}
+
 /// The text of the expression starting at byte `start`: up to a comma,
 /// closing parenthesis or clause keyword at its own nesting level.
 pub fn expr_text(sql: &str, start: usize) -> &str {
@@ -228,23 +251,7 @@ pub fn expr_text(sql: &str, start: usize) -> &str {
     while i < bytes.len() {
         let b = bytes[i];
         match b {
-            b'\'' | b'"' | b'`' => {
-                i += 1;
-                while i < bytes.len() {
-                    if bytes[i] == b'\\' && b != b'`' {
-                        i += 2;
-                        continue;
-                    }
-                    if bytes[i] == b {
-                        if bytes.get(i + 1) == Some(&b) {
-                            i += 2;
-                            continue;
-                        }
-                        break;
-                    }
-                    i += 1;
-                }
-            }
+            b'\'' | b'"' | b'`' => i = closing_quote(bytes, i),
             b'(' => depth += 1,
             b')' if depth == 0 => {
                 end = i;
@@ -338,23 +345,7 @@ pub fn select_list_texts(sql: &str, start: usize) -> Vec<&str> {
     while i < bytes.len() {
         let b = bytes[i];
         match b {
-            b'\'' | b'"' | b'`' => {
-                i += 1;
-                while i < bytes.len() {
-                    if bytes[i] == b'\\' && b != b'`' {
-                        i += 2;
-                        continue;
-                    }
-                    if bytes[i] == b {
-                        if bytes.get(i + 1) == Some(&b) {
-                            i += 2;
-                            continue;
-                        }
-                        break;
-                    }
-                    i += 1;
-                }
-            }
+            b'\'' | b'"' | b'`' => i = closing_quote(bytes, i),
             b'(' => depth += 1,
             b')' if depth == 0 => break,
             b')' => depth -= 1,

@@ -81,30 +81,22 @@ impl Session {
             .map_or(TabletType::Primary, |t| t.tablet_type)
     }
 
-    fn session_keyspace(&self) -> Option<Arc<str>> {
-        self.target.as_ref().map(|t| Arc::from(t.keyspace.as_str()))
-    }
-
     /// A plan for `sql`, from the cache or made now.
     fn plan_for(&self, sql: &str) -> Result<Arc<Plan>, PlanError> {
         let table = self.shared.routing.load();
-        let keyspace = self.session_keyspace();
-        if let Some(p) = self
-            .shared
-            .plans
-            .get(keyspace.as_ref(), sql, table.vschema_epoch)
-        {
+        let keyspace = self.target.as_ref().map(|t| t.keyspace.as_str());
+        if let Some(p) = self.shared.plans.get(keyspace, sql, table.vschema_epoch) {
             return Ok(p);
         }
         let ctx = PlanContext {
             routing: &table,
-            keyspace: keyspace.as_deref(),
+            keyspace,
             schema: Some(&self.shared.schema),
         };
         let planned = Arc::new(plan::plan(&ctx, sql)?);
         self.shared
             .plans
-            .insert(keyspace.as_ref(), sql, table.vschema_epoch, planned.clone());
+            .insert(keyspace, sql, table.vschema_epoch, planned.clone());
         Ok(planned)
     }
 
@@ -991,15 +983,7 @@ impl Session {
                 })
                 .count() as u64;
             if needs > 0 {
-                let pool = {
-                    let table = self.shared.routing.load();
-                    table
-                        .keyspaces
-                        .get(&seq.sequence_keyspace)
-                        .and_then(|k| k.shards.values().next())
-                        .and_then(|s| s.primary.as_ref())
-                        .map(|p| p.pool.clone())
-                };
+                let pool = self.sequence_pool(&seq.sequence_keyspace);
                 let Some(pool) = pool else {
                     return self
                         .send_gate_error(
@@ -1365,6 +1349,17 @@ impl Session {
         self.write_rows(&columns, &rows, false).await
     }
 
+    /// The primary pool of the unsharded keyspace holding a sequence.
+    fn sequence_pool(&self, keyspace: &str) -> Option<Arc<crate::pool::TabletPool>> {
+        let routing = self.shared.routing.load();
+        routing
+            .keyspaces
+            .get(keyspace)
+            .and_then(|k| k.shards.values().next())
+            .and_then(|s| s.primary.as_ref())
+            .map(|p| p.pool.clone())
+    }
+
     async fn select_next(
         &mut self,
         keyspace: &str,
@@ -1372,15 +1367,7 @@ impl Session {
         count: u64,
         binary: bool,
     ) -> Result<(), End> {
-        let pool = {
-            let routing = self.shared.routing.load();
-            routing
-                .keyspaces
-                .get(keyspace)
-                .and_then(|k| k.shards.values().next())
-                .and_then(|s| s.primary.as_ref())
-                .map(|p| p.pool.clone())
-        };
+        let pool = self.sequence_pool(keyspace);
         let Some(pool) = pool else {
             return self
                 .send_gate_error(
