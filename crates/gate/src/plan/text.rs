@@ -465,3 +465,161 @@ mod tests {
         assert_eq!(strip_leading_comments("/* a */ -- b\n select"), "select");
     }
 }
+
+/// A text statement with its literals taken out: the text with `?` in
+/// their place (the plan cache's key) and their values in order. Literals
+/// that decide a plan's shape stay in the text: the select list (its text
+/// names the columns), ORDER BY / GROUP BY (positions), LIMIT / OFFSET (the
+/// limit pushed to the shards), and strings with an introducer or numbers
+/// that are not plain decimals. None when there is nothing to take out.
+pub fn normalize(sql: &str) -> Option<(String, Vec<OwnedValue>)> {
+    use tessera_sql::lexer::{Lexer, TokenKind};
+    if sql.contains('?') {
+        return None;
+    }
+    let tokens: Vec<_> = Lexer::new(sql).collect();
+    let word = |i: usize, w: &str| {
+        tokens
+            .get(i)
+            .is_some_and(|t| t.kind == TokenKind::Word && t.text(sql).eq_ignore_ascii_case(w))
+    };
+    let mut out = String::with_capacity(sql.len());
+    let mut values = Vec::new();
+    let mut copied = 0;
+    let mut depth: usize = 0;
+    // Per parenthesis depth: inside a select list, a BY list, a LIMIT.
+    let mut keep: Vec<u8> = vec![0; 1];
+    const SELECT_LIST: u8 = 1;
+    const BY_LIST: u8 = 2;
+    const LIMIT: u8 = 4;
+    let mut i = 0;
+    while i < tokens.len() {
+        let t = tokens[i];
+        match t.kind {
+            TokenKind::Punct(b'(') => {
+                depth += 1;
+                // A parenthesis inside a kept clause keeps its content too.
+                let inherited = keep[depth - 1];
+                if keep.len() <= depth {
+                    keep.push(inherited);
+                } else {
+                    keep[depth] = inherited;
+                }
+            }
+            TokenKind::Punct(b')') => depth = depth.saturating_sub(1),
+            TokenKind::Punct(b';') => keep[depth] = 0,
+            TokenKind::Word => {
+                let text = t.text(sql);
+                let upper = text.to_ascii_uppercase();
+                match upper.as_str() {
+                    "SELECT" => keep[depth] = SELECT_LIST,
+                    "BY" if i > 0 && (word(i - 1, "ORDER") || word(i - 1, "GROUP")) => {
+                        keep[depth] = BY_LIST
+                    }
+                    "LIMIT" => keep[depth] = LIMIT,
+                    "OFFSET" if keep[depth] == LIMIT => {}
+                    "FROM" | "WHERE" | "HAVING" | "WINDOW" | "UNION" | "FOR" | "LOCK" | "INTO"
+                    | "SET" | "VALUES" | "VALUE" | "ON" | "USING" => keep[depth] = 0,
+                    _ if text.as_bytes()[0].is_ascii_digit() => {
+                        let plain = text.bytes().all(|b| b.is_ascii_digit());
+                        let after_dot = i > 0
+                            && tokens[i - 1].kind == TokenKind::Punct(b'.')
+                            && tokens[i - 1].end == t.start;
+                        if keep[depth] == 0 && plain && !after_dot {
+                            // A decimal: digits '.' digits, written together.
+                            let mut end = t.end;
+                            let mut next = i + 1;
+                            if let (Some(dot), Some(frac)) = (tokens.get(i + 1), tokens.get(i + 2))
+                                && dot.kind == TokenKind::Punct(b'.')
+                                && dot.start == t.end
+                                && frac.kind == TokenKind::Word
+                                && frac.start == dot.end
+                            {
+                                if !frac.text(sql).bytes().all(|b| b.is_ascii_digit()) {
+                                    i += 1;
+                                    continue;
+                                }
+                                end = frac.end;
+                                next = i + 3;
+                            }
+                            let literal = &sql[t.start..end];
+                            let value = match literal.parse::<i64>() {
+                                Ok(n) => OwnedValue::Int(n),
+                                Err(_) => match literal.parse::<u64>() {
+                                    Ok(n) => OwnedValue::UInt(n),
+                                    Err(_) => OwnedValue::Decimal(literal.as_bytes().to_vec()),
+                                },
+                            };
+                            out.push_str(&sql[copied..t.start]);
+                            out.push('?');
+                            copied = end;
+                            values.push(value);
+                            i = next;
+                            continue;
+                        }
+                    }
+                    _ if keep[depth] == LIMIT => keep[depth] = 0,
+                    _ => {}
+                }
+            }
+            TokenKind::String if keep[depth] == 0 && sql.as_bytes()[t.start] == b'\'' => {
+                let introduced =
+                    i > 0 && tokens[i - 1].kind == TokenKind::Word && tokens[i - 1].end == t.start;
+                if !introduced && t.end > t.start + 1 && sql.as_bytes()[t.end - 1] == b'\'' {
+                    out.push_str(&sql[copied..t.start]);
+                    out.push('?');
+                    copied = t.end;
+                    values.push(OwnedValue::Bytes(unescape(&sql[t.start + 1..t.end - 1])));
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if values.is_empty() {
+        return None;
+    }
+    out.push_str(&sql[copied..]);
+    Some((out, values))
+}
+
+#[cfg(test)]
+mod normalize_tests {
+    use super::*;
+
+    #[test]
+    fn literals_become_parameters_where_they_do_not_shape_the_plan() {
+        let (text, values) = normalize(
+            "SELECT a, 'x' FROM t WHERE id = 42 AND name = 'it''s' AND p > 1.50 ORDER BY 2 LIMIT 10",
+        )
+        .unwrap();
+        assert_eq!(
+            text,
+            "SELECT a, 'x' FROM t WHERE id = ? AND name = ? AND p > ? ORDER BY 2 LIMIT 10"
+        );
+        assert_eq!(
+            values,
+            vec![
+                OwnedValue::Int(42),
+                OwnedValue::Bytes(b"it's".to_vec()),
+                OwnedValue::Decimal(b"1.50".to_vec())
+            ]
+        );
+        let (text, _) =
+            normalize("INSERT INTO t (a, b) VALUES (1, 'x'), (-2, _utf8mb4'y')").unwrap();
+        assert_eq!(
+            text,
+            "INSERT INTO t (a, b) VALUES (?, ?), (-?, _utf8mb4'y')"
+        );
+        let (text, _) = normalize(
+            "SELECT * FROM t WHERE t1.c2 = 3 AND x IN (SELECT y FROM u WHERE z = 4) GROUP BY 1",
+        )
+        .unwrap();
+        assert_eq!(
+            text,
+            "SELECT * FROM t WHERE t1.c2 = ? AND x IN (SELECT y FROM u WHERE z = ?) GROUP BY 1"
+        );
+        assert_eq!(normalize("SELECT 1"), None);
+        assert_eq!(normalize("SELECT * FROM t WHERE a = 0x1F"), None);
+    }
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::future::join_all;
-use tessera_sql::{Classified, Flags};
+use tessera_sql::{Classified, Flags, StatementKind};
 use tessera_topo::TabletType;
 use tessera_wire::{BackendError, ColumnSpec, QueryResult, StatusFlags};
 
@@ -140,6 +140,22 @@ impl Session {
             };
             return self
                 .run_plan(&plan, &[], Original::Query(&payload), classified, false)
+                .await;
+        }
+        // Literals become parameters, so one plan serves every statement of
+        // the same shape; the client's own text still goes to a single shard.
+        if matches!(
+            classified.kind,
+            StatementKind::Select
+                | StatementKind::Insert
+                | StatementKind::Replace
+                | StatementKind::Update
+                | StatementKind::Delete
+        ) && let Some((normalized, values)) = plan::text::normalize(sql)
+            && let Ok(plan) = self.plan_for(&normalized)
+        {
+            return self
+                .run_plan(&plan, &values, Original::Query(payload), classified, false)
                 .await;
         }
         let plan = match self.plan_for(sql) {
@@ -1033,7 +1049,20 @@ impl Session {
                     (id.to_string(), Some(OwnedValue::Int(id)))
                 } else {
                     match v {
-                        RowValue::Text { sql, value } => (sql.clone(), value.clone()),
+                        // An expression may hold parameters (`-?` of a
+                        // normalized `-5`): they are filled in.
+                        RowValue::Text { sql, value } => match plan::interpolate(sql, params) {
+                            Ok(text) => (text, value.clone()),
+                            Err(i) => {
+                                return self
+                                    .send_gate_error(
+                                        1210,
+                                        "HY000",
+                                        &format!("parameter {i} was not bound"),
+                                    )
+                                    .await;
+                            }
+                        },
                         RowValue::Param(p) => {
                             let value = param(*p);
                             (value.to_sql(), Some(value))
