@@ -23,15 +23,33 @@ use tutorial_cluster::{
     customer_shard, keyspace_id, mariadb_stdin_ok, wait_for_vschema,
 };
 
-/// `../shared/vitess-examples`, next to the repository.
+/// The tutorial files: the copy kept in the repository
+/// (`tests/vitess-examples`, so a clean clone has them), checked byte for
+/// byte against `../shared/vitess-examples` when that is next to the
+/// repository — the files are used unchanged.
 fn examples_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vitess-examples");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("tests/vitess-examples");
     assert!(
         dir.join("EXPECTED_OUTPUTS.md").is_file(),
-        "the Vitess tutorial files are missing: expected them in {} \
-         (CARGO_MANIFEST_DIR/../shared/vitess-examples, with EXPECTED_OUTPUTS.md)",
+        "the Vitess tutorial files are missing from {}",
         dir.display()
     );
+    let shared = root.join("../shared/vitess-examples");
+    if shared.is_dir() {
+        for entry in std::fs::read_dir(&shared).expect("reading the shared tutorial files") {
+            let path = entry.expect("a directory entry").path();
+            let name = path.file_name().expect("a file name");
+            let ours = std::fs::read(dir.join(name))
+                .unwrap_or_else(|e| panic!("tests/vitess-examples lacks {name:?}: {e}"));
+            assert_eq!(
+                ours,
+                std::fs::read(&path).expect("reading a shared tutorial file"),
+                "tests/vitess-examples/{name:?} differs from {}",
+                path.display()
+            );
+        }
+    }
     dir
 }
 
