@@ -9,8 +9,8 @@ use std::sync::Arc;
 use sqlparser::ast::{
     BinaryOperator, Distinct, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr,
     Ident, JoinConstraint, JoinOperator, LimitClause, ObjectName, OrderByKind, Query, Select,
-    SelectItem, SetExpr, SetOperator, SetQuantifier, Spanned, TableFactor, visit_expressions,
-    visit_relations,
+    SelectItem, SetExpr, SetOperator, SetQuantifier, Spanned, TableFactor, Visit,
+    visit_expressions, visit_relations,
 };
 
 use super::text::{self, OwnedValue};
@@ -534,20 +534,18 @@ pub(super) fn subquery_stays_on_shard(
             .all(|q| subquery_stays_on_shard(ctx, outer, q))
 }
 
-/// Whether the expression contains a subquery over sharded tables.
-fn has_subquery(select: &Select) -> bool {
-    let mut found = false;
-    let _ = visit_expressions(select, |e| {
+/// Whether any expression below `node` is a subquery (IN, EXISTS, scalar).
+pub(super) fn contains_subquery<V: Visit>(node: &V) -> bool {
+    visit_expressions(node, |e| {
         if matches!(
             e,
             Expr::Subquery(_) | Expr::InSubquery { .. } | Expr::Exists { .. }
         ) {
-            found = true;
             return ControlFlow::Break(());
         }
         ControlFlow::Continue(())
-    });
-    found
+    })
+    .is_break()
 }
 
 fn plan_select(
@@ -572,7 +570,7 @@ fn plan_select(
         // Two tables the shards cannot join: the gate joins them.
         if from.len() == 2
             && from.iter().all(|f| !f.preserved_outer && !f.optional_outer)
-            && !has_subquery(select)
+            && !contains_subquery(select)
         {
             let pair = [&from[0].table, &from[1].table];
             return super::join::plan_join(ctx, query, select, pair, &conditions)
@@ -1009,7 +1007,7 @@ fn scatter_rewrite(
     // GROUP BY keys as merge columns.
     let mut group_by = Vec::new();
     for (gi, g) in group_exprs.iter().enumerate() {
-        let col = builder.resolve(&columns, g, true)?;
+        let col = builder.resolve(&columns, g)?;
         match col {
             ColumnRef::FromStart(c) => group_by.push(c),
             ColumnRef::FromEnd(k) => {
@@ -1040,7 +1038,7 @@ fn scatter_rewrite(
                 ));
             }
         }
-        match builder.resolve(&columns, e, aggregate)? {
+        match builder.resolve(&columns, e)? {
             ColumnRef::FromStart(c) => order_by.push(OrderKey {
                 column: c,
                 descending: *desc,
@@ -1248,12 +1246,7 @@ impl Builder<'_> {
 
     /// The column an ORDER BY / GROUP BY expression means: a position, an
     /// alias, a select item with the same text, or a new hidden column.
-    fn resolve(
-        &mut self,
-        columns: &[ShardColumn],
-        expr: &Expr,
-        aggregate: bool,
-    ) -> PlanResult<ColumnRef> {
+    fn resolve(&mut self, columns: &[ShardColumn], expr: &Expr) -> PlanResult<ColumnRef> {
         if let Some(Ok(v)) = text::literal(expr) {
             return match v {
                 // Positions count the expanded select list; with a `*` its
@@ -1292,19 +1285,9 @@ impl Builder<'_> {
                 return Ok(ColumnRef::FromStart(i));
             }
         }
-        if aggregate && !matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
-            // A grouped expression not in the select list works as a hidden
-            // column too: every shard groups by it.
-        }
+        // Anything else (a grouped expression too) becomes a hidden column.
         let source = self.source_of(expr);
-        let r = self.add_hidden(text, source);
-        Ok(self.fix(r))
-    }
-
-    /// From-end references are numbered once all hidden columns are known;
-    /// until then they carry `usize::MAX - index`.
-    fn fix(&self, r: ColumnRef) -> ColumnRef {
-        r
+        Ok(self.add_hidden(text, source))
     }
 
     /// The merged column holding an aggregate: a select item computing the
@@ -1433,7 +1416,7 @@ impl Builder<'_> {
                         "a parameter in HAVING on several shards",
                     ));
                 }
-                None => match self.resolve(columns, e, true)? {
+                None => match self.resolve(columns, e)? {
                     ColumnRef::FromStart(c) => M::Column(c),
                     ColumnRef::FromEnd(_) => {
                         return Err(PlanError::unsupported("HAVING with *"));
@@ -1481,7 +1464,7 @@ fn plan_union(
                         "aggregates or GROUP BY inside a UNION on several shards",
                     ));
                 }
-                if has_subquery(s) {
+                if contains_subquery(s.as_ref()) {
                     return Err(PlanError::unsupported(
                         "a subquery inside a UNION on several shards",
                     ));

@@ -13,7 +13,7 @@ use sqlparser::ast::{
 };
 use sqlparser::tokenizer::Span;
 
-use super::select::column_ref;
+use super::select::{column_ref, contains_subquery};
 use super::{Plan, PlanContext, PlanError, PlanResult};
 
 /// How a subquery's answer goes back into the outer query.
@@ -71,20 +71,7 @@ fn own_tables(query: &Query) -> PlanResult<(Vec<(String, String)>, bool)> {
             }
         }
     }
-    let nested = {
-        let mut found = false;
-        let _ = visit_expressions(select.as_ref(), |e| {
-            if matches!(
-                e,
-                Expr::Subquery(_) | Expr::InSubquery { .. } | Expr::Exists { .. }
-            ) {
-                found = true;
-                return ControlFlow::Break(());
-            }
-            ControlFlow::Continue(())
-        });
-        found
-    };
+    let nested = contains_subquery(select.as_ref());
     Ok((out, nested))
 }
 
@@ -141,20 +128,7 @@ pub(super) fn pull_out(
     select: &Select,
     stays_on_shard: &dyn Fn(&Query) -> bool,
 ) -> PlanResult<Option<Plan>> {
-    let in_where = select.selection.as_ref().is_some_and(|w| {
-        let mut found = false;
-        let _ = visit_expressions(w, |e| {
-            if matches!(
-                e,
-                Expr::Subquery(_) | Expr::InSubquery { .. } | Expr::Exists { .. }
-            ) {
-                found = true;
-                return ControlFlow::Break(());
-            }
-            ControlFlow::Continue(())
-        });
-        found
-    });
+    let in_where = select.selection.as_ref().is_some_and(contains_subquery);
     if !in_where {
         return Ok(None);
     }
