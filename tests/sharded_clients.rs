@@ -9,6 +9,7 @@
 //! when an earlier one failed, and the test fails listing all that did.
 
 mod common;
+mod lookup;
 #[path = "tutorial/cluster.rs"]
 mod tutorial_cluster;
 
@@ -33,7 +34,8 @@ insert into py_item_seq(id, next_id, cache) values (0, 1, 5);
 const COMMERCE_VSCHEMA: &str = r#"{
   "tables": {
     "item_seq": { "type": "sequence" },
-    "py_item_seq": { "type": "sequence" }
+    "py_item_seq": { "type": "sequence" },
+    "member_email_idx": {}
   }
 }"#;
 
@@ -52,7 +54,8 @@ const CUSTOMER_VSCHEMA: &str = r#"{
   "sharded": true,
   "vindexes": {
     "xxhash": { "type": "xxhash" },
-    "hash": { "type": "hash" }
+    "hash": { "type": "hash" },
+    @VINDEXES@
   },
   "tables": {
     "item": {
@@ -68,7 +71,8 @@ const CUSTOMER_VSCHEMA: &str = r#"{
     },
     "tx_item": { "column_vindexes": [{ "column": "id", "name": "xxhash" }] },
     "py_note": { "column_vindexes": [{ "column": "id", "name": "xxhash" }] },
-    "session_item": { "column_vindexes": [{ "column": "id", "name": "xxhash" }] }
+    "session_item": { "column_vindexes": [{ "column": "id", "name": "xxhash" }] },
+    @TABLES@
   }
 }"#;
 
@@ -890,16 +894,32 @@ async fn sharded_transaction(port: u16) {
 }
 
 fn set_up(cluster: &LocalCluster) {
-    apply_schema_sql(cluster, COMMERCE_SCHEMA, "commerce");
+    apply_schema_sql(
+        cluster,
+        &format!("{COMMERCE_SCHEMA}{}", lookup::COMMERCE_SCHEMA),
+        "commerce",
+    );
     apply_vschema_text(cluster, COMMERCE_VSCHEMA, "commerce");
-    tutorial_cluster::wait_for_vschema(cluster, "", "TABLES", "item_seq\npy_item_seq\n");
-    apply_schema_sql(cluster, CUSTOMER_SCHEMA, "customer");
-    apply_vschema_text(cluster, CUSTOMER_VSCHEMA, "customer");
+    tutorial_cluster::wait_for_vschema(
+        cluster,
+        "",
+        "TABLES",
+        "item_seq\nmember_email_idx\npy_item_seq\n",
+    );
+    apply_schema_sql(
+        cluster,
+        &format!("{CUSTOMER_SCHEMA}{}", lookup::CUSTOMER_SCHEMA),
+        "customer",
+    );
+    let customer_vschema = CUSTOMER_VSCHEMA
+        .replace("@VINDEXES@", lookup::CUSTOMER_VINDEXES)
+        .replace("@TABLES@", lookup::CUSTOMER_TABLES);
+    apply_vschema_text(cluster, &customer_vschema, "customer");
     tutorial_cluster::wait_for_vschema(
         cluster,
         "customer",
         "TABLES",
-        "corder\ncustomer\nitem\nperson\npy_item\npy_note\nsession_item\ntx_item\n",
+        "corder\ncustomer\nitem\nmember\nmorder\nmorder_id_idx\nmorder_sku_idx\nperson\npy_item\npy_note\nsession_item\ntx_item\n",
     );
 }
 
@@ -934,6 +954,14 @@ fn sharded_clients() {
         ("session settings", Box::pin(session_settings(port))),
         ("planner errors", Box::pin(planner_errors(port))),
         ("sharded transaction", Box::pin(sharded_transaction(port))),
+        (
+            "owned lookup_unique vindex",
+            Box::pin(lookup::owned_lookup_unique(port)),
+        ),
+        (
+            "consistent lookup vindexes",
+            Box::pin(lookup::consistent_lookups(port)),
+        ),
     ];
     let mut failed = Vec::new();
     for (name, scenario) in scenarios {

@@ -20,6 +20,7 @@ use tessera_wire::{
 };
 use tokio::net::TcpStream;
 
+mod lookups;
 mod sharded;
 
 use crate::Shared;
@@ -186,6 +187,9 @@ pub(crate) struct Session {
     sharded_tx: bool,
     /// `SET autocommit = 0` on a sharded session.
     autocommit_off: bool,
+    /// Consistent-lookup entry deletes (keyspace, shard, statement) that run
+    /// once the sharded transaction commits; dropped on rollback.
+    post_commit: Vec<(Arc<str>, Arc<str>, String)>,
 }
 
 /// Serves one accepted client connection until it ends.
@@ -244,6 +248,7 @@ pub(crate) async fn serve(
         route_override: None,
         sharded_tx: false,
         autocommit_off: false,
+        post_commit: Vec::new(),
     };
     session.set_handshake_target(&hs);
     session.run().await;

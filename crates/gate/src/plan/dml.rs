@@ -5,14 +5,16 @@
 
 use std::sync::Arc;
 
+use std::fmt::Write as _;
+
 use sqlparser::ast::{
-    AssignmentTarget, Delete, Expr, FromTable, Insert, ObjectName, OnInsert, SetExpr, TableFactor,
-    TableObject, Update,
+    AssignmentTarget, Delete, Expr, FromTable, Insert, ObjectName, OnInsert, OrderByExpr, SetExpr,
+    TableFactor, TableObject, Update,
 };
 
-use super::select::{column_ref, vindex_routing};
+use super::select::vindex_routing;
 use super::text::{self, OwnedValue};
-use super::vschema::{AutoIncrement, TableKind};
+use super::vschema::{AutoIncrement, ColumnVindex, TableKind};
 use super::{
     Plan, PlanContext, PlanError, PlanResult, ResolvedTable, Route, Routing, TableKindRef,
 };
@@ -35,6 +37,45 @@ pub enum RowValue {
 /// The values of one inserted row, in the plan's column order.
 pub type InsertRow = Vec<RowValue>;
 
+/// An owned lookup vindex of the written table, and where the values of its
+/// `from` columns are in the rows the plan handles (`usize::MAX`: a column
+/// the INSERT leaves out, so NULL).
+#[derive(Clone)]
+pub struct OwnedLookup {
+    pub vindex: Arc<dyn Vindex>,
+    pub columns: Vec<usize>,
+}
+
+/// UPDATE or DELETE of a table with owned lookup vindexes. The rows it
+/// touches are read and locked first (in the statement's transaction), so
+/// their lookup entries change with them.
+#[derive(Clone)]
+pub struct OwnedDml {
+    /// The written table's name in its keyspace.
+    pub table: String,
+    /// Where the statement goes; its `sql` is always set.
+    pub route: Route,
+    /// `SELECT <primary vindex column>, <lookup columns> ... FOR UPDATE`.
+    pub select_sql: String,
+    pub primary: Arc<dyn Vindex>,
+    /// The lookups whose entries change; `columns` index the select's
+    /// columns.
+    pub lookups: Vec<OwnedLookup>,
+    /// UPDATE: per lookup, per `from` column, the assigned value (None:
+    /// unchanged). None for DELETE.
+    pub new_values: Option<Vec<Vec<Option<RowValue>>>>,
+}
+
+impl std::fmt::Debug for OwnedDml {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnedDml")
+            .field("route", &self.route)
+            .field("select_sql", &self.select_sql)
+            .field("lookups", &self.lookups.len())
+            .finish()
+    }
+}
+
 #[derive(Clone)]
 pub struct InsertPlan {
     pub keyspace: Arc<str>,
@@ -52,6 +93,8 @@ pub struct InsertPlan {
     pub sequence_column: usize,
     /// Reference table: the rows go to every shard.
     pub all_shards: bool,
+    /// Owned lookup vindexes that get an entry per row.
+    pub lookups: Vec<OwnedLookup>,
 }
 
 impl std::fmt::Debug for InsertPlan {
@@ -111,14 +154,17 @@ pub(super) fn plan_insert(ctx: &PlanContext<'_>, insert: Insert) -> PlanResult<P
         .info
         .clone()
         .ok_or_else(|| PlanError::no_table(&t.keyspace.name, &t.name))?;
-    if info
-        .column_vindexes
-        .iter()
-        .skip(1)
-        .any(|cv| cv.vindex.needs_lookup())
-    {
+    let has_lookups = info.owned_lookups().next().is_some();
+    if has_lookups && (insert.ignore || insert.replace_into || insert.on.is_some()) {
         return Err(PlanError::unsupported(format!(
-            "writes to table '{}': maintaining its lookup vindexes",
+            "{} into table '{}' with owned lookup vindexes",
+            if insert.replace_into {
+                "REPLACE"
+            } else if insert.ignore {
+                "INSERT IGNORE"
+            } else {
+                "INSERT ... ON DUPLICATE KEY UPDATE"
+            },
             t.name
         )));
     }
@@ -232,6 +278,30 @@ pub(super) fn plan_insert(ctx: &PlanContext<'_>, insert: Insert) -> PlanResult<P
             (Some(vx.clone()), at, false)
         }
     };
+    let mut lookups = Vec::new();
+    if kind == TableKindRef::Sharded {
+        for cv in info.owned_lookups() {
+            let at: Vec<usize> = cv
+                .columns
+                .iter()
+                .map(|c| columns.iter().position(|x| x == c).unwrap_or(usize::MAX))
+                .collect();
+            for r in &rows {
+                for &i in &at {
+                    if let Some(RowValue::Text { value: None, sql }) = r.get(i) {
+                        return Err(PlanError::unsupported(format!(
+                            "an expression ({sql}) as the value of lookup vindex '{}' in an INSERT",
+                            cv.vindex.name()
+                        )));
+                    }
+                }
+            }
+            lookups.push(OwnedLookup {
+                vindex: cv.vindex.clone(),
+                columns: at,
+            });
+        }
+    }
     let verb = if insert.replace_into {
         "REPLACE"
     } else {
@@ -269,6 +339,7 @@ pub(super) fn plan_insert(ctx: &PlanContext<'_>, insert: Insert) -> PlanResult<P
         sequence,
         sequence_column,
         all_shards,
+        lookups,
     }))
 }
 
@@ -327,18 +398,6 @@ fn dml_route(
         }
         TableKindRef::Sharded => {}
     }
-    if let Some(info) = &t.info
-        && info
-            .column_vindexes
-            .iter()
-            .skip(1)
-            .any(|cv| cv.vindex.needs_lookup())
-    {
-        return Err(PlanError::unsupported(format!(
-            "{what} on table '{}': maintaining its lookup vindexes",
-            t.name
-        )));
-    }
     let routing = vindex_routing(&[t], selection).unwrap_or(Routing::Scatter);
     let single = matches!(&routing, Routing::Vindex { values, vindex } if values.len() == 1 && vindex.is_unique());
     if !single && (has_limit || has_order) {
@@ -354,7 +413,7 @@ fn dml_route(
         merge: None,
         write: true,
         note: if single {
-            "routed by the primary vindex".to_string()
+            "routed by a unique vindex".to_string()
         } else {
             "every shard the condition allows".to_string()
         },
@@ -371,6 +430,9 @@ pub(super) fn plan_update(ctx: &PlanContext<'_>, update: Update) -> PlanResult<P
         return Err(PlanError::unsupported("UPDATE of a derived table"));
     };
     let t = ctx.resolve(name, alias.as_ref().map(|a| a.name.value.clone()))?;
+    // Owned lookup columns may change (their entries move with them); any
+    // other vindex column may not.
+    let mut assigned: Vec<(String, RowValue)> = Vec::new();
     if t.kind() == TableKindRef::Sharded
         && let Some(info) = &t.info
     {
@@ -379,12 +441,24 @@ pub(super) fn plan_update(ctx: &PlanContext<'_>, update: Update) -> PlanResult<P
                 AssignmentTarget::ColumnName(c) => vec![c],
                 AssignmentTarget::Tuple(cs) => cs.iter().collect(),
             };
-            for c in targets {
+            for c in &targets {
                 let col =
                     c.0.last()
                         .map(|p| p.to_string().trim_matches('`').to_ascii_lowercase())
                         .unwrap_or_default();
-                if info
+                let owned_lookup = info.owned_lookups().any(|cv| cv.columns.contains(&col));
+                if owned_lookup {
+                    let value = match (targets.len(), row_value(&a.value)) {
+                        (1, v @ (RowValue::Param(_) | RowValue::Text { value: Some(_), .. })) => v,
+                        _ => {
+                            return Err(PlanError::unsupported(format!(
+                                "UPDATE setting lookup vindex column {col} to an expression ({})",
+                                a.value
+                            )));
+                        }
+                    };
+                    assigned.push((col, value));
+                } else if info
                     .column_vindexes
                     .iter()
                     .any(|cv| cv.columns.contains(&col))
@@ -394,13 +468,125 @@ pub(super) fn plan_update(ctx: &PlanContext<'_>, update: Update) -> PlanResult<P
             }
         }
     }
-    dml_route(
+    let plan = dml_route(
         &t,
         update.selection.as_ref(),
         update.limit.is_some(),
         !update.order_by.is_empty(),
         "UPDATE",
+    )?;
+    let Some(info) = t.info.as_ref().filter(|_| !assigned.is_empty()) else {
+        return Ok(plan);
+    };
+    let lookups: Vec<&ColumnVindex> = info
+        .owned_lookups()
+        .filter(|cv| {
+            cv.columns
+                .iter()
+                .any(|c| assigned.iter().any(|(a, _)| a == c))
+        })
+        .collect();
+    let new_values = lookups
+        .iter()
+        .map(|cv| {
+            cv.columns
+                .iter()
+                .map(|c| {
+                    assigned
+                        .iter()
+                        .find(|(a, _)| a == c)
+                        .map(|(_, v)| v.clone())
+                })
+                .collect()
+        })
+        .collect();
+    owned_dml(
+        &t,
+        plan,
+        &lookups,
+        Some(new_values),
+        OwnedDmlText {
+            statement: update.to_string(),
+            relation: update.table.relation.to_string(),
+            selection: update.selection.as_ref(),
+            order_by: &update.order_by,
+            limit: update.limit.as_ref(),
+        },
     )
+}
+
+/// The parts of an UPDATE or DELETE its row-reading SELECT repeats.
+struct OwnedDmlText<'a> {
+    statement: String,
+    relation: String,
+    selection: Option<&'a Expr>,
+    order_by: &'a [OrderByExpr],
+    limit: Option<&'a Expr>,
+}
+
+/// Wraps the route of an UPDATE or DELETE that changes entries of owned
+/// lookup vindexes: the rows are read first (primary vindex column, then
+/// each lookup's columns) with the statement's own WHERE, ORDER BY and
+/// LIMIT.
+fn owned_dml(
+    t: &ResolvedTable,
+    plan: Plan,
+    lookups: &[&ColumnVindex],
+    new_values: Option<Vec<Vec<Option<RowValue>>>>,
+    text: OwnedDmlText<'_>,
+) -> PlanResult<Plan> {
+    let Plan::Route(mut route) = plan else {
+        return Ok(plan);
+    };
+    if lookups.is_empty() {
+        return Ok(Plan::Route(route));
+    }
+    let info = t
+        .info
+        .as_ref()
+        .expect("sharded tables have VSchema entries");
+    let (primary_column, primary) = info.primary().ok_or_else(|| {
+        PlanError::unsupported(format!(
+            "writes to table '{}' whose primary vindex has several columns",
+            t.name
+        ))
+    })?;
+    let quote = |c: &str| format!("`{}`", c.replace('`', "``"));
+    let mut columns = vec![format!("{}.{}", quote(&t.refname), quote(primary_column))];
+    let mut owned = Vec::with_capacity(lookups.len());
+    for cv in lookups {
+        let mut at = Vec::with_capacity(cv.columns.len());
+        for c in &cv.columns {
+            at.push(columns.len());
+            columns.push(format!("{}.{}", quote(&t.refname), quote(c)));
+        }
+        owned.push(OwnedLookup {
+            vindex: cv.vindex.clone(),
+            columns: at,
+        });
+    }
+    let mut select_sql = format!("SELECT {} FROM {}", columns.join(", "), text.relation);
+    if let Some(w) = text.selection {
+        let _ = write!(select_sql, " WHERE {w}");
+    }
+    if !text.order_by.is_empty() {
+        let keys: Vec<String> = text.order_by.iter().map(|o| o.to_string()).collect();
+        let _ = write!(select_sql, " ORDER BY {}", keys.join(", "));
+    }
+    if let Some(l) = text.limit {
+        let _ = write!(select_sql, " LIMIT {l}");
+    }
+    select_sql.push_str(" FOR UPDATE");
+    route.sql = Some(text.statement);
+    route.note = format!("{}; lookup entries kept in step", route.note);
+    Ok(Plan::OwnedDml(Box::new(OwnedDml {
+        table: t.name.clone(),
+        route,
+        select_sql,
+        primary: primary.clone(),
+        lookups: owned,
+        new_values,
+    })))
 }
 
 pub(super) fn plan_delete(ctx: &PlanContext<'_>, delete: Delete) -> PlanResult<Plan> {
@@ -426,12 +612,28 @@ pub(super) fn plan_delete(ctx: &PlanContext<'_>, delete: Delete) -> PlanResult<P
         return Err(PlanError::unsupported("DELETE from a derived table"));
     };
     let t = ctx.resolve(name, alias.as_ref().map(|a| a.name.value.clone()))?;
-    let _ = column_ref;
-    dml_route(
+    let plan = dml_route(
         &t,
         delete.selection.as_ref(),
         delete.limit.is_some(),
         !delete.order_by.is_empty(),
         "DELETE",
+    )?;
+    let lookups: Vec<&ColumnVindex> = match (&t.info, t.kind()) {
+        (Some(info), TableKindRef::Sharded) => info.owned_lookups().collect(),
+        _ => Vec::new(),
+    };
+    owned_dml(
+        &t,
+        plan,
+        &lookups,
+        None,
+        OwnedDmlText {
+            statement: delete.to_string(),
+            relation: twj.relation.to_string(),
+            selection: delete.selection.as_ref(),
+            order_by: &delete.order_by,
+            limit: delete.limit.as_ref(),
+        },
     )
 }

@@ -11,6 +11,7 @@ pub mod vschema;
 
 mod dml;
 pub mod join;
+pub mod lookup;
 mod select;
 pub mod subquery;
 pub mod text;
@@ -26,7 +27,7 @@ use sqlparser::parser::{Parser, ParserOptions};
 use crate::merge::MergeSpec;
 use crate::topology::RoutingTable;
 use crate::vindex::{KeyspaceId, Vindex, VindexValue};
-pub use dml::{InsertPlan, InsertRow, RowValue};
+pub use dml::{InsertPlan, InsertRow, OwnedDml, OwnedLookup, RowValue};
 pub use text::{OwnedValue, interpolate};
 use vschema::{KeyspaceVSchema, TableInfo, TableKind};
 
@@ -236,6 +237,8 @@ pub struct Route {
 pub enum Plan {
     Route(Route),
     Insert(InsertPlan),
+    /// UPDATE or DELETE of a table with owned lookup vindexes.
+    OwnedDml(Box<OwnedDml>),
     /// DDL runs on every shard of the keyspace.
     Ddl {
         keyspace: Arc<str>,
@@ -300,7 +303,7 @@ impl Plan {
                     .unwrap_or_default(),
             ),
             Plan::Insert(i) => format!(
-                "Insert into {}.{} split by vindex {}{}",
+                "Insert into {}.{} split by vindex {}{}{}",
                 i.keyspace,
                 i.table,
                 i.vindex.as_ref().map_or("-", |v| v.name()),
@@ -310,7 +313,29 @@ impl Plan {
                         ", column {} from sequence {}.{}",
                         s.column, s.sequence_keyspace, s.sequence_table
                     ))
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                if i.lookups.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ", entries added to lookup vindex(es) {}",
+                        i.lookups
+                            .iter()
+                            .map(|l| l.vindex.name())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            ),
+            Plan::OwnedDml(d) => format!(
+                "{}\n  rows read and locked first: {}\n  then the entries of lookup vindex(es) {} changed with them",
+                Plan::Route(d.route.clone()).explain(),
+                d.select_sql,
+                d.lookups
+                    .iter()
+                    .map(|l| l.vindex.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             Plan::Ddl { keyspace } => format!("DDL on every shard of keyspace {keyspace}"),
             Plan::Begin | Plan::Commit | Plan::Rollback => "Transaction control".to_string(),
@@ -747,6 +772,11 @@ pub fn shards_for(
             .map(|(n, _)| vec![n.clone()])
             .ok_or_else(|| PlanError::other(format!("keyspace '{}' has no shards", keyspace.name))),
         Routing::Shard(s) => Ok(vec![s.clone()]),
+        // A lookup is asked by the executor (see `lookup_destinations`);
+        // without its answer every shard may hold the rows.
+        Routing::Vindex { vindex, .. } if vindex.needs_lookup() => {
+            Ok(keyspace.shards.iter().map(|(n, _)| n.clone()).collect())
+        }
         Routing::Vindex { vindex, values } => {
             let mut out: Vec<Arc<str>> = Vec::new();
             for v in values {
@@ -791,7 +821,7 @@ pub fn map_value(
 }
 
 impl OwnedValue {
-    fn as_vindex_value(&self) -> VindexValue<'_> {
+    pub fn as_vindex_value(&self) -> VindexValue<'_> {
         match self {
             OwnedValue::Null => VindexValue::Null,
             OwnedValue::Int(i) => VindexValue::Int(*i),

@@ -19,6 +19,7 @@ use super::{
     Route, RouteValue, Routing, TableKindRef,
 };
 use crate::merge::{Aggregate, AggregateKind, MergeSpec, OrderKey};
+use crate::vindex::Vindex;
 
 /// Aggregate functions the merge can combine.
 const MERGEABLE: &[&str] = &["count", "sum", "min", "max", "avg"];
@@ -344,8 +345,21 @@ fn is_primary_column(table: &ResolvedTable, column: &str) -> bool {
         .is_some_and(|(c, _)| c == column)
 }
 
-/// The routing a WHERE clause allows: equality or IN on a table's primary
-/// vindex column.
+/// The vindex that routes by a condition on `column`: the primary vindex,
+/// or a single-column secondary one (a lookup is asked at execution).
+fn routing_vindex(table: &ResolvedTable, column: &str) -> Option<Arc<dyn Vindex>> {
+    table
+        .info
+        .as_ref()?
+        .column_vindexes
+        .iter()
+        .filter(|cv| matches!(cv.columns.as_slice(), [c] if c == column))
+        .min_by_key(|cv| cv.vindex.cost())
+        .map(|cv| cv.vindex.clone())
+}
+
+/// The routing a WHERE clause allows: equality or IN on a table's vindex
+/// column, the cheapest vindex (then the fewest values) winning.
 pub(super) fn vindex_routing(
     tables: &[&ResolvedTable],
     selection: Option<&Expr>,
@@ -363,12 +377,10 @@ pub(super) fn vindex_routing(
                 .find_map(|(c, v)| {
                     let (q, col) = column_ref(c)?;
                     let table = owner_of(tables, q, &col)?;
-                    if !is_primary_column(table, &col) {
-                        return None;
-                    }
+                    let vindex = routing_vindex(table, &col)?;
                     let value = route_value(v)?;
                     Some(Routing::Vindex {
-                        vindex: table.info.as_ref()?.primary()?.1.clone(),
+                        vindex,
                         values: vec![value],
                     })
                 }),
@@ -379,12 +391,10 @@ pub(super) fn vindex_routing(
             } => (|| {
                 let (q, col) = column_ref(expr)?;
                 let table = owner_of(tables, q, &col)?;
-                if !is_primary_column(table, &col) {
-                    return None;
-                }
+                let vindex = routing_vindex(table, &col)?;
                 let values: Option<Vec<RouteValue>> = list.iter().map(route_value).collect();
                 Some(Routing::Vindex {
-                    vindex: table.info.as_ref()?.primary()?.1.clone(),
+                    vindex,
                     values: values?,
                 })
             })(),
@@ -393,9 +403,16 @@ pub(super) fn vindex_routing(
         if let Some(r) = found {
             let better = match (&best, &r) {
                 (None, _) => true,
-                (Some(Routing::Vindex { values: a, .. }), Routing::Vindex { values: b, .. }) => {
-                    b.len() < a.len()
-                }
+                (
+                    Some(Routing::Vindex {
+                        values: a,
+                        vindex: va,
+                    }),
+                    Routing::Vindex {
+                        values: b,
+                        vindex: vb,
+                    },
+                ) => (vb.cost(), b.len()) < (va.cost(), a.len()),
                 _ => false,
             };
             if better {

@@ -30,6 +30,9 @@ pub enum TableKind {
 pub struct ColumnVindex {
     pub columns: Vec<String>,
     pub vindex: Arc<dyn Vindex>,
+    /// A lookup vindex whose VSchema `owner` is this table: the table's
+    /// writes keep its lookup table in step.
+    pub owned: bool,
 }
 
 /// Where a table's auto-increment ids come from.
@@ -51,6 +54,11 @@ pub struct TableInfo {
 
 impl TableInfo {
     /// The primary vindex's single column and function, when it has exactly one column.
+    /// The lookup vindexes this table's writes maintain.
+    pub fn owned_lookups(&self) -> impl Iterator<Item = &ColumnVindex> {
+        self.column_vindexes.iter().skip(1).filter(|cv| cv.owned)
+    }
+
     pub fn primary(&self) -> Option<(&str, &Arc<dyn Vindex>)> {
         let cv = self.column_vindexes.first()?;
         match cv.columns.as_slice() {
@@ -139,7 +147,13 @@ impl KeyspaceVSchema {
             let mut column_vindexes = Vec::new();
             for cv in &t.column_vindexes {
                 if let Some(vx) = vindexes.get(cv.name.as_str()) {
+                    let owned = vx.needs_lookup()
+                        && parsed
+                            .vindexes
+                            .get(&cv.name)
+                            .is_some_and(|v| v.owner.eq_ignore_ascii_case(tname));
                     column_vindexes.push(ColumnVindex {
+                        owned,
                         columns: cv
                             .column_names()
                             .iter()

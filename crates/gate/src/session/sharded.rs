@@ -75,7 +75,7 @@ impl Session {
         ))
     }
 
-    fn tablet_type(&self) -> TabletType {
+    pub(super) fn tablet_type(&self) -> TabletType {
         self.target
             .as_ref()
             .map_or(TabletType::Primary, |t| t.tablet_type)
@@ -104,7 +104,7 @@ impl Session {
         self.plan_for(sql)
     }
 
-    async fn send_plan_error(&mut self, e: PlanError) -> Result<(), End> {
+    pub(super) async fn send_plan_error(&mut self, e: PlanError) -> Result<(), End> {
         self.send_gate_error(e.code, e.sqlstate, &e.message).await
     }
 
@@ -250,6 +250,7 @@ impl Session {
                     .await
             }
             Plan::Insert(insert) => self.run_insert(insert, params).await,
+            Plan::OwnedDml(dml) => self.run_owned_dml(dml, params).await,
             Plan::Ddl { keyspace } => self.run_ddl(keyspace, params, original).await,
             Plan::Begin => self.sharded_begin().await,
             Plan::Commit => self.sharded_finish("COMMIT").await,
@@ -275,7 +276,10 @@ impl Session {
         }
     }
 
-    fn keyspace_vschema(&self, keyspace: &str) -> Option<Arc<plan::vschema::KeyspaceVSchema>> {
+    pub(super) fn keyspace_vschema(
+        &self,
+        keyspace: &str,
+    ) -> Option<Arc<plan::vschema::KeyspaceVSchema>> {
         self.shared
             .routing
             .load()
@@ -301,9 +305,11 @@ impl Session {
                 )
                 .await;
         };
-        let shards = match plan::shards_for(&vschema, &route.routing, params) {
-            Ok(s) => s,
-            Err(e) => return self.send_plan_error(e).await,
+        let Ok(shards) = self
+            .route_shards(&vschema, &route.routing, params, route.write)
+            .await
+        else {
+            return Ok(());
         };
         let ty = self.tablet_type();
         if shards.len() == 1 {
@@ -540,13 +546,9 @@ impl Session {
                 .await;
             return Err(());
         };
-        let shards = match plan::shards_for(&vschema, &route.routing, &[]) {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = self.send_plan_error(e).await;
-                return Err(());
-            }
-        };
+        let shards = self
+            .route_shards(&vschema, &route.routing, &[], false)
+            .await?;
         if shards.is_empty() {
             return Ok(Rows::default());
         }
@@ -801,7 +803,7 @@ impl Session {
 
     /// Runs each (shard, sql) on its own connection, all at once. Err when
     /// the client was already told of a failure.
-    async fn run_on_shards(
+    pub(super) async fn run_on_shards(
         &mut self,
         keyspace: &Arc<str>,
         parts: &[(Arc<str>, String)],
@@ -938,7 +940,11 @@ impl Session {
         }
     }
 
-    async fn send_ok_counts(&mut self, affected: u64, last_insert_id: u64) -> Result<(), End> {
+    pub(super) async fn send_ok_counts(
+        &mut self,
+        affected: u64,
+        last_insert_id: u64,
+    ) -> Result<(), End> {
         let status = self.client_status();
         let packet = tessera_wire::ok_packet(self.caps, affected, last_insert_id, status, 0, "");
         let mut seq = 1;
@@ -1029,8 +1035,12 @@ impl Session {
         let first_id = ids.first().copied();
         let mut next_id = ids.into_iter();
         let mut per_shard: BTreeMap<Arc<str>, Vec<String>> = BTreeMap::new();
+        let with_lookups = !insert.lookups.is_empty() && !insert.all_shards;
+        // Per row, for owned lookups: its keyspace id and column values.
+        let mut entries: Vec<(crate::vindex::KeyspaceId, Vec<OwnedValue>)> = Vec::new();
         for row in &insert.rows {
             let mut texts = Vec::with_capacity(row.len());
+            let mut row_values: Vec<OwnedValue> = Vec::new();
             let mut vindex_value = None;
             for (i, v) in row.iter().enumerate() {
                 let generated = i == insert.sequence_column
@@ -1070,6 +1080,9 @@ impl Session {
                         RowValue::Generated => ("NULL".to_string(), Some(OwnedValue::Null)),
                     }
                 };
+                if with_lookups {
+                    row_values.push(value.clone().unwrap_or(OwnedValue::Null));
+                }
                 if i == insert.vindex_column {
                     vindex_value = value;
                 }
@@ -1105,6 +1118,9 @@ impl Session {
                     .await;
             };
             per_shard.entry(shard.clone()).or_default().push(row_text);
+            if with_lookups {
+                entries.push((ksid, row_values));
+            }
         }
         let parts: Vec<(Arc<str>, String)> = per_shard
             .into_iter()
@@ -1120,8 +1136,14 @@ impl Session {
                 )
             })
             .collect();
-        let ty = self.tablet_type();
-        let Ok(results) = self.run_on_shards(&insert.keyspace, &parts, ty).await else {
+        let results = if with_lookups {
+            self.run_insert_with_lookups(insert, &vschema, &entries, &parts)
+                .await
+        } else {
+            let ty = self.tablet_type();
+            self.run_on_shards(&insert.keyspace, &parts, ty).await
+        };
+        let Ok(results) = results else {
             return Ok(());
         };
         let mut affected: u64 = results
@@ -1298,6 +1320,19 @@ impl Session {
     /// Commits or rolls back every shard's part of the session's
     /// transaction, in turn. Err when the client was told of a failure.
     async fn finish_all(&mut self, verb: &str) -> Result<(), ()> {
+        match self.finish_quiet(verb).await {
+            Ok(()) => Ok(()),
+            Err(message) => {
+                let _ = self.send_gate_error(1105, "HY000", &message).await;
+                Err(())
+            }
+        }
+    }
+
+    /// Commits or rolls back every shard's part of the session's
+    /// transaction without telling the client; after a commit, runs the
+    /// lookup deletes that wait for it. Err: what failed.
+    pub(super) async fn finish_quiet(&mut self, verb: &str) -> Result<(), String> {
         // With autocommit off the next statement opens the next transaction.
         self.sharded_tx = self.autocommit_off;
         let mut failure: Option<String> = None;
@@ -1324,10 +1359,17 @@ impl Session {
             }
         }
         match failure {
-            None => Ok(()),
+            None if verb == "COMMIT" => {
+                self.run_post_commit().await;
+                Ok(())
+            }
+            None => {
+                self.post_commit.clear();
+                Ok(())
+            }
             Some(message) => {
-                let _ = self.send_gate_error(1105, "HY000", &message).await;
-                Err(())
+                self.post_commit.clear();
+                Err(message)
             }
         }
     }
@@ -1437,7 +1479,7 @@ fn charset_of_collation(id: u8) -> Option<&'static str> {
 }
 
 /// A column whose text values are numbers a server reads back unquoted.
-fn is_numeric_column(c: &ColumnSpec) -> bool {
+pub(super) fn is_numeric_column(c: &ColumnSpec) -> bool {
     use tessera_wire::ColumnType::*;
     matches!(
         c.column_type,

@@ -2,9 +2,9 @@
 //! consistent_lookup[_unique]): the keyspace id of a value is stored in a
 //! lookup table, so mapping needs a query.
 //!
-//! The query is not implemented yet: these vindexes are created and their
-//! params validated, so a VSchema that uses them loads, but `map` answers
-//! [`VindexError::NeedsLookup`].
+//! Here they are created and their params validated; the gate's executor
+//! asks and maintains the lookup table (see `session/lookups.rs`), so `map`
+//! answers [`VindexError::NeedsLookup`].
 
 use std::collections::BTreeMap;
 

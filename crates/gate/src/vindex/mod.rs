@@ -2,9 +2,10 @@
 //! picks its shard, bit-compatible with Vitess so rows placed by Vitess map to
 //! the same shards here.
 //!
-//! Only the pure functions live here; the planner that calls them comes
-//! later. Lookup vindexes are accepted (their params validated) but cannot map
-//! yet: see [`VindexError::NeedsLookup`].
+//! Only the pure functions live here. Lookup vindexes map through a query
+//! on their lookup table, which the gate's executor runs (the statements
+//! come from [`lookup_sql`]); their `map` answers
+//! [`VindexError::NeedsLookup`].
 
 mod functional;
 mod lookup;
@@ -85,11 +86,9 @@ pub enum VindexError {
         value: String,
         reason: String,
     },
-    /// Lookup vindexes map by querying their lookup table, which is not
-    /// implemented yet.
-    #[error(
-        "vindex '{vindex}' ({kind}) maps through lookup table '{table}', which is not supported yet"
-    )]
+    /// Lookup vindexes map by querying their lookup table: the executor
+    /// does that, never `map`.
+    #[error("vindex '{vindex}' ({kind}) maps through a query on lookup table '{table}'")]
     NeedsLookup {
         vindex: String,
         kind: String,
