@@ -76,3 +76,33 @@ SELECT * FROM orders WHERE id > 3000
 SELECT city, COUNT(*) FROM customer WHERE city = 'oslo' GROUP BY city
 
 SELECT COUNT(DISTINCT city), AVG(score), SUM(balance) FROM customer
+
+-- negative vindex values: inserted to their shard, found there by a point
+-- select (the text's literal `-5` is one parameter, not `-?`)
+INSERT INTO customer (id, name, city, score, balance, created) VALUES (-5, 'Neg', 'Oslo', -5, -5.00, '2024-02-01'), (-1, 'Minus', 'Paris', 1, 1.00, '2024-02-02'), (-9223372036854775808, 'Min', NULL, NULL, 0.00, '2024-02-03')
+
+INSERT INTO event (id, kind, n) VALUES (-7, 'neg', -7), (-70000, 'neg', 1)
+
+SELECT * FROM customer WHERE id = -5
+
+SELECT id, name FROM customer WHERE id = - 1
+
+SELECT id FROM customer WHERE id = -9223372036854775808
+
+SELECT id, name FROM customer WHERE id IN (-1, 2, -5, -6)
+
+SELECT * FROM event WHERE id IN (-7, -70000, 14)
+
+SELECT id, score FROM customer WHERE id = -5 AND score = -5
+
+SELECT COUNT(*), SUM(balance) FROM customer WHERE id IN (-5, -1)
+
+UPDATE customer SET score = score - -1 WHERE id = -5
+
+SELECT id, score FROM customer WHERE id = -5
+
+DELETE FROM customer WHERE id IN (-5, -1, -9223372036854775808)
+
+DELETE FROM event WHERE id = -7 OR id = -70000
+
+SELECT COUNT(*) FROM customer WHERE id < 0

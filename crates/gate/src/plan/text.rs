@@ -542,7 +542,39 @@ pub fn normalize(sql: &str) -> Option<(String, Vec<OwnedValue>)> {
                                 end = frac.end;
                                 next = i + 3;
                             }
-                            let literal = &sql[t.start..end];
+                            // A unary minus goes with its number, so that
+                            // `id = -5` and `IN (-1, 2)` still route by value:
+                            // a minus right after an operator or an opening
+                            // parenthesis or comma cannot be a subtraction.
+                            let mut start = t.start;
+                            if i >= 2
+                                && tokens[i - 1].kind == TokenKind::Punct(b'-')
+                                && matches!(
+                                    tokens[i - 2].kind,
+                                    TokenKind::Punct(
+                                        b'=' | b'<'
+                                            | b'>'
+                                            | b'('
+                                            | b','
+                                            | b'+'
+                                            | b'-'
+                                            | b'*'
+                                            | b'/'
+                                            | b'%'
+                                    )
+                                )
+                            {
+                                start = tokens[i - 1].start;
+                            }
+                            let negative = start != t.start;
+                            let digits = &sql[t.start..end];
+                            let owned;
+                            let literal = if negative {
+                                owned = format!("-{digits}");
+                                owned.as_str()
+                            } else {
+                                digits
+                            };
                             let value = match literal.parse::<i64>() {
                                 Ok(n) => OwnedValue::Int(n),
                                 Err(_) => match literal.parse::<u64>() {
@@ -550,7 +582,7 @@ pub fn normalize(sql: &str) -> Option<(String, Vec<OwnedValue>)> {
                                     Err(_) => OwnedValue::Decimal(literal.as_bytes().to_vec()),
                                 },
                             };
-                            out.push_str(&sql[copied..t.start]);
+                            out.push_str(&sql[copied..start]);
                             out.push('?');
                             copied = end;
                             values.push(value);
@@ -607,10 +639,7 @@ mod normalize_tests {
         );
         let (text, _) =
             normalize("INSERT INTO t (a, b) VALUES (1, 'x'), (-2, _utf8mb4'y')").unwrap();
-        assert_eq!(
-            text,
-            "INSERT INTO t (a, b) VALUES (?, ?), (-?, _utf8mb4'y')"
-        );
+        assert_eq!(text, "INSERT INTO t (a, b) VALUES (?, ?), (?, _utf8mb4'y')");
         let (text, _) = normalize(
             "SELECT * FROM t WHERE t1.c2 = 3 AND x IN (SELECT y FROM u WHERE z = 4) GROUP BY 1",
         )
@@ -619,6 +648,26 @@ mod normalize_tests {
             text,
             "SELECT * FROM t WHERE t1.c2 = ? AND x IN (SELECT y FROM u WHERE z = ?) GROUP BY 1"
         );
+        let (text, values) = normalize(
+            "SELECT a-1 FROM t WHERE id = -5 AND x IN (-1, 2) AND y = b - -2.5 AND z = c-3",
+        )
+        .unwrap();
+        assert_eq!(
+            text,
+            "SELECT a-1 FROM t WHERE id = ? AND x IN (?, ?) AND y = b - ? AND z = c-?"
+        );
+        assert_eq!(
+            values,
+            vec![
+                OwnedValue::Int(-5),
+                OwnedValue::Int(-1),
+                OwnedValue::Int(2),
+                OwnedValue::Decimal(b"-2.5".to_vec()),
+                OwnedValue::Int(3)
+            ]
+        );
+        let (_, values) = normalize("SELECT * FROM t WHERE id = -9223372036854775808").unwrap();
+        assert_eq!(values, vec![OwnedValue::Int(i64::MIN)]);
         assert_eq!(normalize("SELECT 1"), None);
         assert_eq!(normalize("SELECT * FROM t WHERE a = 0x1F"), None);
     }
