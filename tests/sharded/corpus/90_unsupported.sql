@@ -8,8 +8,18 @@ SELECT COUNT(DISTINCT name), COUNT(DISTINCT score) FROM customer
 -- error 1235
 SELECT COUNT(DISTINCT customer_id), COUNT(DISTINCT sku) FROM orders
 
+-- expressions around aggregates the gate does not evaluate
 -- error 1235
-SELECT SUM(score) * 2, COUNT(*) + 1 FROM customer
+SELECT IFNULL(SUM(score), 0) FROM customer
+
+-- error 1235
+SELECT COUNT(*) DIV 2, COUNT(*) % 2 FROM customer
+
+-- error 1235
+SELECT city, UPPER(CONCAT(city, COUNT(*))) FROM customer GROUP BY city
+
+-- error 1235
+SELECT COUNT(DISTINCT city) + 1 FROM customer
 
 -- error 1235
 SELECT DISTINCT LOWER(city) FROM customer

@@ -7,7 +7,8 @@ use std::cmp::Ordering;
 use super::collation::{self, Collation, Encoding};
 use super::decimal::{Decimal, MAX_SCALE};
 use super::value::{self, Kind};
-use super::{ArithOp, CompareOp, Expr, MergeError};
+use super::{ArithOp, CompareOp, Expr, MergeError, format_double};
+use tessera_wire::ColumnSpec;
 
 /// MariaDB's div_precision_increment default: scale added by `/`.
 const DIV_PRECISION_INCREMENT: u32 = 4;
@@ -45,6 +46,170 @@ enum Val {
 pub(crate) struct ExprColumn<'a> {
     pub name: &'a str,
     pub kind: &'a Result<Kind, MergeError>,
+    /// Fraction digits MariaDB shows for the column (DECIMAL only; 0 otherwise).
+    pub decimals: u32,
+}
+
+/// The merged row's columns as expressions see them.
+pub(crate) fn columns_of<'a>(
+    columns: &'a [ColumnSpec],
+    kinds: &'a [Result<Kind, MergeError>],
+) -> Vec<ExprColumn<'a>> {
+    columns
+        .iter()
+        .zip(kinds)
+        .map(|(c, kind)| ExprColumn {
+            name: &c.name,
+            kind,
+            decimals: if super::is_decimal(c) {
+                u32::from(c.decimals)
+            } else {
+                0
+            },
+        })
+        .collect()
+}
+
+/// The value of a select-list expression the gate computes, as MariaDB would send it in
+/// a column of type `output` (the type the shards reported for the same expression).
+pub(crate) fn compute(
+    expr: &Expr,
+    columns: &[ExprColumn<'_>],
+    row: &[Option<Vec<u8>>],
+    output: &ColumnSpec,
+) -> Result<Option<Vec<u8>>, MergeError> {
+    let value = eval(expr, columns, row)?;
+    let unsupported = |what: &str| {
+        Err(MergeError::Unsupported(format!(
+            "{what} as the value of `{}` computed in the gate",
+            output.name
+        )))
+    };
+    let too_wide = || {
+        MergeError::Unsupported(format!(
+            "the value of `{}` needs more than 38 digits",
+            output.name
+        ))
+    };
+    Ok(Some(match value {
+        Val::Null => return Ok(None),
+        Val::Int { value, .. } => {
+            if super::is_decimal(output) {
+                Decimal::from_int(value)
+                    .rescale(u32::from(output.decimals))
+                    .ok_or_else(too_wide)?
+                    .to_string()
+                    .into_bytes()
+            } else if super::is_float(output) {
+                return unsupported("an integer in a floating-point column");
+            } else {
+                value.to_string().into_bytes()
+            }
+        }
+        Val::Dec(d) => {
+            let scale = if super::is_decimal(output) {
+                u32::from(output.decimals)
+            } else if super::is_integer(output) {
+                0
+            } else {
+                return unsupported("a decimal in a column that is not DECIMAL");
+            };
+            d.round_to(scale)
+                .ok_or_else(too_wide)?
+                .to_string()
+                .into_bytes()
+        }
+        Val::Double(f) => {
+            if super::is_float(output) && output.decimals >= 31 {
+                format_double(f).into_bytes()
+            } else {
+                return unsupported("a floating-point value with fixed decimals");
+            }
+        }
+        Val::Str { bytes, .. } | Val::Temporal(bytes) => bytes,
+        Val::Time(_) => return unsupported("a TIME value"),
+    }))
+}
+
+/// The fraction digits MariaDB shows for a decimal expression (its `decimals`), which is
+/// also how a number is written when converted to a string.
+fn decimals_of(expr: &Expr, columns: &[ExprColumn<'_>]) -> u32 {
+    match expr {
+        Expr::Column(i) => columns.get(*i).map_or(0, |c| c.decimals),
+        Expr::Literal(Some(text)) => match literal(text) {
+            Val::Dec(d) => d.scale,
+            _ => 0,
+        },
+        Expr::Arith(ArithOp::Add | ArithOp::Sub, a, b) => {
+            decimals_of(a, columns).max(decimals_of(b, columns))
+        }
+        Expr::Arith(ArithOp::Mul, a, b) => {
+            (decimals_of(a, columns) + decimals_of(b, columns)).min(MAX_SCALE)
+        }
+        Expr::Arith(ArithOp::Div, a, _) => {
+            (decimals_of(a, columns) + DIV_PRECISION_INCREMENT).min(MAX_SCALE)
+        }
+        Expr::Neg(a) => decimals_of(a, columns),
+        Expr::Round(_, digits) => u32::try_from(*digits).unwrap_or(0).min(MAX_SCALE),
+        _ => 0,
+    }
+}
+
+/// MariaDB's decimal division: the quotient is computed to a whole number of 9-digit
+/// words past the point and truncated there (the shown digits are rounded later, from
+/// this value): with a dividend of scale 5 and an integer divisor the 9 digits shown are
+/// truncated, `1.00000/6` being 0.166666666 while `1/6` is 0.1667.
+fn decimal_div(x: Decimal, y: Decimal) -> Option<Decimal> {
+    const WORD: u32 = 9;
+    let words = |digits: u32| digits.div_ceil(WORD) * WORD;
+    let (f1, f2) = (x.scale, y.scale);
+    let (frac1, frac2) = (words(f1), words(f2));
+    let increment = DIV_PRECISION_INCREMENT.saturating_sub((frac1 - f1) + (frac2 - f2));
+    let scale = words(frac1 + frac2 + increment);
+    if scale > MAX_SCALE || y.is_zero() {
+        return None;
+    }
+    // x/y truncated to `scale` digits: (cx * 10^(scale + f2 - f1)) / cy.
+    let exp = i64::from(scale) + i64::from(f2) - i64::from(f1);
+    let (numerator, denominator) = if exp >= 0 {
+        (
+            x.coefficient
+                .checked_mul(10i128.checked_pow(u32::try_from(exp).ok()?)?)?,
+            y.coefficient,
+        )
+    } else {
+        (
+            x.coefficient,
+            y.coefficient
+                .checked_mul(10i128.checked_pow(u32::try_from(-exp).ok()?)?)?,
+        )
+    };
+    Some(Decimal {
+        coefficient: numerator / denominator,
+        scale,
+    })
+}
+
+/// A value's text inside CONCAT: numbers as MariaDB converts them to strings.
+fn string_of(value: Val, decimals: u32) -> Result<Option<Vec<u8>>, MergeError> {
+    Ok(Some(match value {
+        Val::Null => return Ok(None),
+        Val::Int { value, .. } => value.to_string().into_bytes(),
+        Val::Dec(d) => d
+            .round_to(decimals)
+            .ok_or_else(|| {
+                MergeError::Unsupported("a decimal of more than 38 digits in CONCAT".into())
+            })?
+            .to_string()
+            .into_bytes(),
+        Val::Double(f) => format_double(f).into_bytes(),
+        Val::Str { bytes, .. } | Val::Temporal(bytes) => bytes,
+        Val::Time(_) => {
+            return Err(MergeError::Unsupported(
+                "a TIME value in CONCAT computed in the gate".into(),
+            ));
+        }
+    }))
 }
 
 /// True when `expr` is true for `row` (NULL and false both drop the row).
@@ -121,6 +286,47 @@ fn eval(
             }
             bool_val(if saw_null { None } else { Some(false) })
         }
+        Expr::Neg(a) => match eval(a, columns, row)? {
+            Val::Null => Val::Null,
+            Val::Int { value, unsigned } => {
+                let negated = -value;
+                if negated < i128::from(i64::MIN) || (unsigned && negated != 0) {
+                    return Err(MergeError::OutOfRange(format!(
+                        "BIGINT value is out of range in '-({value})'"
+                    )));
+                }
+                Val::Int {
+                    value: negated,
+                    unsigned: false,
+                }
+            }
+            Val::Dec(d) => Val::Dec(Decimal {
+                coefficient: -d.coefficient,
+                scale: d.scale,
+            }),
+            Val::Double(f) => Val::Double(-f),
+            Val::Str { bytes, .. } => Val::Double(-string_to_double(&bytes)),
+            Val::Temporal(_) | Val::Time(_) => {
+                return Err(MergeError::Unsupported(
+                    "the negation of a temporal value in the gate".into(),
+                ));
+            }
+        },
+        Expr::Round(a, digits) => round(eval(a, columns, row)?, *digits)?,
+        Expr::Concat(args) => {
+            let mut out = Vec::new();
+            for a in args {
+                let value = eval(a, columns, row)?;
+                match string_of(value, decimals_of(a, columns))? {
+                    Some(bytes) => out.extend_from_slice(&bytes),
+                    None => return Ok(Val::Null),
+                }
+            }
+            Val::Str {
+                bytes: out,
+                collation: StrCollation::Literal,
+            }
+        }
         Expr::Between(x, low, high) => {
             let x = eval(x, columns, row)?;
             let low = eval(low, columns, row)?;
@@ -132,6 +338,46 @@ fn eval(
                 (Some(true), Some(true)) => Some(true),
                 _ => None,
             })
+        }
+    })
+}
+
+/// ROUND(x, digits) of an exact number, half away from zero as MariaDB rounds them.
+fn round(value: Val, digits: i32) -> Result<Val, MergeError> {
+    let left = u32::try_from(-i64::from(digits)).unwrap_or(0);
+    let exact = |d: Decimal| -> Result<Decimal, MergeError> {
+        let too_wide = || MergeError::Unsupported("ROUND beyond 38 digits in the gate".into());
+        if digits >= 0 {
+            return d
+                .round_to(u32::try_from(digits).unwrap_or(0).min(MAX_SCALE))
+                .ok_or_else(too_wide);
+        }
+        // Round at 10^left: shift the point left, round to an integer, shift back.
+        let shifted = Decimal {
+            coefficient: d.coefficient,
+            scale: d.scale + left,
+        };
+        let rounded = shifted.round_to(0).ok_or_else(too_wide)?;
+        Ok(Decimal {
+            coefficient: rounded
+                .coefficient
+                .checked_mul(10i128.checked_pow(left).ok_or_else(too_wide)?)
+                .ok_or_else(too_wide)?,
+            scale: 0,
+        })
+    };
+    Ok(match value {
+        Val::Null => Val::Null,
+        Val::Int { value, unsigned } if digits >= 0 => Val::Int { value, unsigned },
+        Val::Int { value, unsigned } => Val::Int {
+            value: exact(Decimal::from_int(value))?.coefficient,
+            unsigned,
+        },
+        Val::Dec(d) => Val::Dec(exact(d)?),
+        _ => {
+            return Err(MergeError::Unsupported(
+                "ROUND of a value that is not an exact number, in the gate".into(),
+            ));
         }
     })
 }
@@ -455,7 +701,7 @@ fn arith(op: ArithOp, a: &Val, b: &Val) -> Result<Val, MergeError> {
                         if y.is_zero() {
                             return Ok(Null);
                         }
-                        x.checked_div(y, (x.scale + DIV_PRECISION_INCREMENT).min(MAX_SCALE))
+                        decimal_div(x, y)
                     }
                 };
                 result.map(Dec).ok_or_else(too_wide)
@@ -488,6 +734,62 @@ fn arith(op: ArithOp, a: &Val, b: &Val) -> Result<Val, MergeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A merged column as the shards describe it.
+    fn spec(ty: tessera_wire::ColumnType, decimals: u8) -> ColumnSpec {
+        ColumnSpec {
+            column_type: ty,
+            decimals,
+            ..ColumnSpec::varchar("x")
+        }
+    }
+
+    #[test]
+    fn computed_values_take_the_shown_type() {
+        use tessera_wire::ColumnType::*;
+        let kinds = vec![Ok(Kind::Decimal), Ok(Kind::Int { unsigned: false })];
+        let specs = vec![spec(MYSQL_TYPE_NEWDECIMAL, 2), spec(MYSQL_TYPE_LONGLONG, 0)];
+        let columns = columns_of(&specs, &kinds);
+        let row = vec![Some(b"1.01".to_vec()), Some(b"3".to_vec())];
+        let avg = Expr::Arith(
+            ArithOp::Div,
+            Box::new(Expr::Column(0)),
+            Box::new(Expr::Column(1)),
+        );
+        let out = |e: &Expr, ty, decimals| {
+            compute(e, &columns, &row, &spec(ty, decimals))
+                .unwrap()
+                .map(|v| String::from_utf8(v).unwrap())
+        };
+        // SUM 1.01 / COUNT 3: 0.336666666 inside, shown at scale 6.
+        assert_eq!(
+            out(&avg, MYSQL_TYPE_NEWDECIMAL, 6).as_deref(),
+            Some("0.336667")
+        );
+        let times = Expr::Arith(ArithOp::Mul, Box::new(avg.clone()), lit("1000000"));
+        assert_eq!(
+            out(&times, MYSQL_TYPE_NEWDECIMAL, 6).as_deref(),
+            Some("336666.666000")
+        );
+        let concat = Expr::Concat(vec![
+            Expr::Str(b"n=".to_vec()),
+            avg.clone(),
+            Expr::Column(1),
+        ]);
+        assert_eq!(
+            out(&concat, MYSQL_TYPE_VAR_STRING, 0).as_deref(),
+            Some("n=0.3366673")
+        );
+        let with_null = Expr::Concat(vec![Expr::Str(b"n=".to_vec()), Expr::Literal(None)]);
+        assert_eq!(out(&with_null, MYSQL_TYPE_VAR_STRING, 0), None);
+        let plus = Expr::Arith(ArithOp::Add, Box::new(Expr::Column(1)), lit("1"));
+        assert_eq!(out(&plus, MYSQL_TYPE_LONGLONG, 0).as_deref(), Some("4"));
+        let neg = Expr::Neg(Box::new(Expr::Column(0)));
+        assert_eq!(
+            out(&neg, MYSQL_TYPE_NEWDECIMAL, 2).as_deref(),
+            Some("-1.01")
+        );
+    }
 
     fn lit(text: &str) -> Box<Expr> {
         Box::new(Expr::Literal(Some(text.as_bytes().to_vec())))
@@ -563,8 +865,12 @@ mod tests {
             Val::Null => "NULL".into(),
             other => panic!("{other:?}"),
         };
-        assert_eq!(div("2", "3"), "0.6667");
-        assert_eq!(div("2.00", "3"), "0.666667");
+        // The quotient keeps whole 9-digit words, truncated (shown rounded later).
+        assert_eq!(div("2", "3"), "0.666666666");
+        assert_eq!(div("2.00", "3"), "0.666666666");
+        assert_eq!(div("1.00000", "6"), "0.166666666");
+        assert_eq!(div("1.00000", "6.0"), "0.166666666666666666");
+        assert_eq!(div("-1", "7"), "-0.142857142");
         assert_eq!(div("5", "0"), "NULL");
         match eval_alone(&Expr::Arith(ArithOp::Mul, lit("1.5"), lit("1.25"))).unwrap() {
             Val::Dec(d) => assert_eq!(d.to_string(), "1.875"),
@@ -575,6 +881,20 @@ mod tests {
             eval_alone(&overflow),
             Err(MergeError::OutOfRange(_))
         ));
+        let rounded =
+            |e: Expr, digits: i32| match eval_alone(&Expr::Round(Box::new(e), digits)).unwrap() {
+                Val::Dec(d) => d.to_string(),
+                Val::Int { value, .. } => value.to_string(),
+                other => panic!("{other:?}"),
+            };
+        assert_eq!(
+            rounded(Expr::Arith(ArithOp::Div, lit("1"), lit("3")), 6),
+            "0.333333"
+        );
+        assert_eq!(rounded(*lit("123.456"), -1), "120");
+        assert_eq!(rounded(*lit("-2.5"), 0), "-3");
+        assert_eq!(rounded(*lit("1.2"), 4), "1.2000");
+        assert_eq!(rounded(*lit("1250"), -2), "1300");
         assert_eq!(string_to_double(b"  -1.5e2xyz"), -150.0);
         assert_eq!(string_to_double(b"."), 0.0);
         assert_eq!(string_to_double(b"1e"), 1.0);

@@ -89,6 +89,11 @@ pub struct MergeSpec {
     pub limit: Option<u64>,
     /// Columns 0..visible_columns are returned; later ones are hidden helpers and dropped last.
     pub visible_columns: usize,
+    /// Columns whose value the gate computes after aggregation (an expression around
+    /// aggregates): (column, expression over the merged row). The shards' own value of the
+    /// column only gives its type, which the computed value is formatted to. Evaluated
+    /// before HAVING, DISTINCT and ORDER BY, which may use them.
+    pub computed: Vec<(usize, Expr)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +136,12 @@ pub enum Expr {
     Arith(ArithOp, Box<Expr>, Box<Expr>),
     InList(Box<Expr>, Vec<Expr>),
     Between(Box<Expr>, Box<Expr>, Box<Expr>),
+    /// Unary minus.
+    Neg(Box<Expr>),
+    /// `ROUND(x, digits)` with constant digits (negative rounds left of the point).
+    Round(Box<Expr>, i32),
+    /// `CONCAT(...)`: NULL when any argument is; numbers as MariaDB prints them.
+    Concat(Vec<Expr>),
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -220,15 +231,29 @@ pub fn merge_with_collations(
         .map(|(i, c)| value::column_kind(c, declared(i)))
         .collect();
 
+    if !spec.computed.is_empty() {
+        for (column, _) in &spec.computed {
+            if *column >= columns.len() {
+                return Err(MergeError::Invalid(format!(
+                    "a computed column {column} of a {}-column result",
+                    columns.len()
+                )));
+            }
+        }
+        let expr_columns = expr::columns_of(&columns, &kinds);
+        for row in &mut rows {
+            let mut values = Vec::with_capacity(spec.computed.len());
+            for (column, e) in &spec.computed {
+                values.push(expr::compute(e, &expr_columns, row, &columns[*column])?);
+            }
+            for ((column, _), value) in spec.computed.iter().zip(values) {
+                row[*column] = value;
+            }
+        }
+    }
+
     if let Some(having) = &spec.having {
-        let expr_columns: Vec<expr::ExprColumn<'_>> = columns
-            .iter()
-            .zip(&kinds)
-            .map(|(c, kind)| expr::ExprColumn {
-                name: &c.name,
-                kind,
-            })
-            .collect();
+        let expr_columns = expr::columns_of(&columns, &kinds);
         let mut kept = Vec::with_capacity(rows.len());
         for row in rows {
             if expr::is_true(having, &expr_columns, &row)? {

@@ -915,6 +915,7 @@ fn scatter_rewrite(
         tables,
     };
     let mut aggregates: Vec<Aggregate> = Vec::new();
+    let mut computed: Vec<(usize, crate::merge::Expr)> = Vec::new();
     let mut distinct_arg: Option<String> = None;
     let mut shard_group_extra: Vec<String> = Vec::new();
     for (i, c) in columns.iter().enumerate() {
@@ -1008,10 +1009,13 @@ fn scatter_rewrite(
                 aggregates.push(Aggregate { column: i, kind });
             }
             None if contains_aggregate(expr) => {
-                return Err(PlanError::unsupported(format!(
-                    "an expression around an aggregate ({}) on a query over several shards",
-                    source_text(sql, expr)
-                )));
+                // The shards compute the expression over their own rows, which gives
+                // the column its type; the gate computes its value from the merged
+                // aggregates.
+                builder.items.push(plain(item_text(expr)));
+                builder.item_sources.push(None);
+                let value = builder.gate_expr(&columns, expr, &mut aggregates, Leaves::Item)?;
+                computed.push((i, value));
             }
             None => {
                 builder.items.push(plain(item_text(expr)));
@@ -1035,24 +1039,53 @@ fn scatter_rewrite(
     }
     // HAVING over the merged rows.
     let having = match &select.having {
-        Some(h) => Some(builder.having_expr(&columns, h, &mut aggregates)?),
+        Some(h) => Some(builder.gate_expr(&columns, h, &mut aggregates, Leaves::Clause)?),
         None => None,
     };
     let mut order_by = Vec::new();
     for (oi, (e, desc)) in order_exprs.iter().enumerate() {
         if aggregate {
             if let Some(call) = aggregate_call(e) {
-                let col = builder.aggregate_column(&columns, e, call, &mut aggregates)?;
+                let avg = call.0 == "avg" && !call.1;
+                match builder.aggregate_column(&columns, e, call, &mut aggregates) {
+                    Ok(col) => {
+                        order_by.push(OrderKey {
+                            column: col,
+                            descending: *desc,
+                        });
+                        continue;
+                    }
+                    // AVG outside the select list: computed from SUM and COUNT below.
+                    Err(_) if avg => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if contains_aggregate(e) {
+                let printed = e.to_string();
+                let same_item = columns.iter().position(|c| {
+                    c.expr
+                        .as_ref()
+                        .is_some_and(|x| x.to_string().eq_ignore_ascii_case(&printed))
+                });
+                let column = match same_item {
+                    Some(c) => c,
+                    None => {
+                        // A hidden column the shards compute (for its type) and the
+                        // gate fills in.
+                        let value =
+                            builder.gate_expr(&columns, e, &mut aggregates, Leaves::Clause)?;
+                        let ColumnRef::FromStart(c) = builder.add_hidden(printed, None) else {
+                            return Err(PlanError::unsupported("aggregates with *"));
+                        };
+                        computed.push((c, value));
+                        c
+                    }
+                };
                 order_by.push(OrderKey {
-                    column: col,
+                    column,
                     descending: *desc,
                 });
                 continue;
-            }
-            if contains_aggregate(e) {
-                return Err(PlanError::unsupported(
-                    "ORDER BY an expression around an aggregate on several shards",
-                ));
             }
         }
         match builder.resolve(&columns, e)? {
@@ -1141,6 +1174,7 @@ fn scatter_rewrite(
         offset,
         limit,
         visible_columns: visible,
+        computed,
     };
     place_hidden(&mut spec, builder.items.len());
     let default_table = (tables.len() == 1).then(|| tables[0].1.clone());
@@ -1187,7 +1221,12 @@ fn place_hidden(spec: &mut MergeSpec, items: usize) {
                 walk(a, fix);
                 walk(b, fix);
             }
-            M::Not(a) | M::IsNull(a) | M::IsNotNull(a) => walk(a, fix),
+            M::Not(a) | M::IsNull(a) | M::IsNotNull(a) | M::Neg(a) | M::Round(a, _) => walk(a, fix),
+            M::Concat(list) => {
+                for x in list {
+                    walk(x, fix);
+                }
+            }
             M::InList(a, list) => {
                 walk(a, fix);
                 for x in list {
@@ -1205,6 +1244,19 @@ fn place_hidden(spec: &mut MergeSpec, items: usize) {
     if let Some(h) = &mut spec.having {
         walk(h, &fix);
     }
+    for (column, e) in &mut spec.computed {
+        fix(column);
+        walk(e, &fix);
+    }
+}
+
+/// Where a gate-side expression is: its parts without aggregates are hidden
+/// columns in the select list, or are resolved as HAVING / ORDER BY resolve
+/// names (aliases, positions, select items).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leaves {
+    Item,
+    Clause,
 }
 
 /// Builds the shard query's select list while the merge's column
@@ -1352,19 +1404,63 @@ impl Builder<'_> {
         Ok(col)
     }
 
-    fn having_expr(
+    /// The hidden column of a partial aggregate (`SUM(x)`, `COUNT(x)`) the merge
+    /// combines.
+    fn hidden_aggregate(
+        &mut self,
+        text: String,
+        kind: AggregateKind,
+        aggregates: &mut Vec<Aggregate>,
+    ) -> PlanResult<usize> {
+        let ColumnRef::FromStart(col) = self.add_hidden(text, None) else {
+            return Err(PlanError::unsupported("aggregates with *"));
+        };
+        if !aggregates.iter().any(|a| a.column == col) {
+            aggregates.push(Aggregate { column: col, kind });
+        }
+        Ok(col)
+    }
+
+    /// An expression the gate evaluates over merged rows: HAVING, an ORDER BY or
+    /// select-list expression around aggregates. Aggregates become merged partial
+    /// columns (AVG its SUM and COUNT, divided as MariaDB divides); other parts the
+    /// shards compute. What the gate cannot evaluate as MariaDB would is refused.
+    fn gate_expr(
         &mut self,
         columns: &[ShardColumn],
         expr: &Expr,
         aggregates: &mut Vec<Aggregate>,
+        leaves: Leaves,
     ) -> PlanResult<crate::merge::Expr> {
         use crate::merge::{ArithOp, CompareOp, Expr as M};
         let b = |e: M| Box::new(e);
+        let what = match leaves {
+            Leaves::Item => "in a select-list expression around an aggregate",
+            Leaves::Clause => "in HAVING or ORDER BY",
+        };
+        let refuse = |thing: String| {
+            Err(PlanError::unsupported(format!(
+                "{thing} {what} on several shards"
+            )))
+        };
+        // A part without aggregates: the shards compute it (in the select list, as a
+        // hidden column, so that an alias never shadows a column of the same name).
+        if leaves == Leaves::Item
+            && !contains_aggregate(expr)
+            && text::literal(expr).is_none()
+            && !contains_subquery(expr)
+        {
+            let ColumnRef::FromStart(c) = self.add_hidden(expr.to_string(), self.source_of(expr))
+            else {
+                return Err(PlanError::unsupported("aggregates with *"));
+            };
+            return Ok(M::Column(c));
+        }
         Ok(match expr {
-            Expr::Nested(inner) => self.having_expr(columns, inner, aggregates)?,
+            Expr::Nested(inner) => self.gate_expr(columns, inner, aggregates, leaves)?,
             Expr::BinaryOp { left, op, right } => {
-                let l = self.having_expr(columns, left, aggregates)?;
-                let r = self.having_expr(columns, right, aggregates)?;
+                let l = self.gate_expr(columns, left, aggregates, leaves)?;
+                let r = self.gate_expr(columns, right, aggregates, leaves)?;
                 match op {
                     BinaryOperator::And => M::And(b(l), b(r)),
                     BinaryOperator::Or => M::Or(b(l), b(r)),
@@ -1379,28 +1475,34 @@ impl Builder<'_> {
                     BinaryOperator::Minus => M::Arith(ArithOp::Sub, b(l), b(r)),
                     BinaryOperator::Multiply => M::Arith(ArithOp::Mul, b(l), b(r)),
                     BinaryOperator::Divide => M::Arith(ArithOp::Div, b(l), b(r)),
-                    other => {
-                        return Err(PlanError::unsupported(format!(
-                            "operator {other} in HAVING on several shards"
-                        )));
-                    }
+                    other => return refuse(format!("operator {other}")),
                 }
             }
             Expr::UnaryOp {
                 op: sqlparser::ast::UnaryOperator::Not,
                 expr,
-            } => M::Not(b(self.having_expr(columns, expr, aggregates)?)),
-            Expr::IsNull(e) => M::IsNull(b(self.having_expr(columns, e, aggregates)?)),
-            Expr::IsNotNull(e) => M::IsNotNull(b(self.having_expr(columns, e, aggregates)?)),
+            } => M::Not(b(self.gate_expr(columns, expr, aggregates, leaves)?)),
+            Expr::UnaryOp {
+                op: sqlparser::ast::UnaryOperator::Minus,
+                expr: inner,
+            } if text::literal(expr).is_none() => {
+                M::Neg(b(self.gate_expr(columns, inner, aggregates, leaves)?))
+            }
+            Expr::UnaryOp {
+                op: sqlparser::ast::UnaryOperator::Plus,
+                expr,
+            } => self.gate_expr(columns, expr, aggregates, leaves)?,
+            Expr::IsNull(e) => M::IsNull(b(self.gate_expr(columns, e, aggregates, leaves)?)),
+            Expr::IsNotNull(e) => M::IsNotNull(b(self.gate_expr(columns, e, aggregates, leaves)?)),
             Expr::InList {
                 expr,
                 list,
                 negated,
             } => {
-                let e = self.having_expr(columns, expr, aggregates)?;
+                let e = self.gate_expr(columns, expr, aggregates, leaves)?;
                 let l = list
                     .iter()
-                    .map(|x| self.having_expr(columns, x, aggregates))
+                    .map(|x| self.gate_expr(columns, x, aggregates, leaves))
                     .collect::<PlanResult<Vec<_>>>()?;
                 let inl = M::InList(b(e), l);
                 if *negated { M::Not(b(inl)) } else { inl }
@@ -1412,27 +1514,80 @@ impl Builder<'_> {
                 high,
             } => {
                 let e = M::Between(
-                    b(self.having_expr(columns, expr, aggregates)?),
-                    b(self.having_expr(columns, low, aggregates)?),
-                    b(self.having_expr(columns, high, aggregates)?),
+                    b(self.gate_expr(columns, expr, aggregates, leaves)?),
+                    b(self.gate_expr(columns, low, aggregates, leaves)?),
+                    b(self.gate_expr(columns, high, aggregates, leaves)?),
                 );
                 if *negated { M::Not(b(e)) } else { e }
             }
             e if aggregate_call(e).is_some() => {
                 let call = aggregate_call(e).expect("checked");
-                M::Column(self.aggregate_column(columns, e, call, aggregates)?)
+                match call {
+                    // MariaDB's AVG is SUM / COUNT divided to 9-digit words; the value
+                    // shown for AVG alone is rounded from that, so expressions use the
+                    // quotient itself.
+                    (name, false, Some(arg)) if name == "avg" => {
+                        let sum = self.hidden_aggregate(
+                            format!("SUM({arg})"),
+                            AggregateKind::Sum,
+                            aggregates,
+                        )?;
+                        let count = self.hidden_aggregate(
+                            format!("COUNT({arg})"),
+                            AggregateKind::Count,
+                            aggregates,
+                        )?;
+                        M::Arith(ArithOp::Div, b(M::Column(sum)), b(M::Column(count)))
+                    }
+                    call => M::Column(self.aggregate_column(columns, e, call, aggregates)?),
+                }
+            }
+            Expr::Function(f) if f.over.is_none() => {
+                let name = f
+                    .name
+                    .0
+                    .last()
+                    .map(|p| p.to_string().to_ascii_lowercase())
+                    .unwrap_or_default();
+                let args: Vec<&Expr> = match &f.args {
+                    FunctionArguments::List(list) if list.duplicate_treatment.is_none() => list
+                        .args
+                        .iter()
+                        .map(|a| match a {
+                            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
+                            _ => None,
+                        })
+                        .collect::<Option<Vec<_>>>()
+                        .unwrap_or_default(),
+                    _ => Vec::new(),
+                };
+                match (name.as_str(), args.as_slice()) {
+                    ("round", [x]) => {
+                        M::Round(b(self.gate_expr(columns, x, aggregates, leaves)?), 0)
+                    }
+                    ("round", [x, digits]) => {
+                        let digits = match text::literal(digits) {
+                            Some(Ok(OwnedValue::Int(n))) if (-38..=38).contains(&n) => n as i32,
+                            _ => return refuse(format!("ROUND with digits {digits}")),
+                        };
+                        M::Round(b(self.gate_expr(columns, x, aggregates, leaves)?), digits)
+                    }
+                    ("concat", list) if !list.is_empty() => M::Concat(
+                        list.iter()
+                            .map(|x| self.gate_expr(columns, x, aggregates, leaves))
+                            .collect::<PlanResult<Vec<_>>>()?,
+                    ),
+                    _ => return refuse(format!("function {}", f.name)),
+                }
             }
             e => match text::literal(e) {
-                Some(Ok(v)) => M::Literal(match v {
-                    OwnedValue::Null => None,
-                    OwnedValue::Bytes(b) => Some(b),
-                    other => Some(other.to_sql().into_bytes()),
-                }),
-                Some(Err(_)) => {
-                    return Err(PlanError::unsupported(
-                        "a parameter in HAVING on several shards",
-                    ));
-                }
+                Some(Ok(v)) => match v {
+                    OwnedValue::Null => M::Literal(None),
+                    OwnedValue::Bytes(b) => M::Str(b),
+                    other => M::Literal(Some(other.to_sql().into_bytes())),
+                },
+                Some(Err(_)) => return refuse("a parameter".to_string()),
+                None if contains_aggregate(e) => return refuse(format!("{e}")),
                 None => match self.resolve(columns, e)? {
                     ColumnRef::FromStart(c) => M::Column(c),
                     ColumnRef::FromEnd(_) => {
@@ -1598,6 +1753,7 @@ fn plan_union(
                 offset,
                 limit,
                 visible_columns: names.len(),
+                computed: Vec::new(),
             },
             hidden: 0,
             from_end: Vec::new(),
