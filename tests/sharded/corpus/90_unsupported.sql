@@ -36,14 +36,12 @@ SELECT COUNT(*) FROM customer c JOIN event e ON c.id = e.id
 -- error 1235
 SELECT t.name, t.n FROM (SELECT name, COUNT(*) AS n FROM customer GROUP BY name) AS t WHERE t.n > 3
 
+-- derived tables whose rows on one shard need other shards' rows
 -- error 1235
-SELECT MAX(t.total) FROM (SELECT customer_id, SUM(price) AS total FROM orders GROUP BY customer_id) AS t
+SELECT COUNT(*) FROM (SELECT id FROM customer ORDER BY id LIMIT 5) AS firsts
 
 -- error 1235
-SELECT x.id FROM (SELECT id, score FROM customer WHERE score > 90) AS x
+SELECT d.city, d.n FROM (SELECT city, COUNT(*) AS n FROM customer GROUP BY city) AS d
 
 -- error 1235
-SELECT x.id, x.score FROM (SELECT id, score FROM customer WHERE id = 30) AS x ORDER BY x.id
-
--- error 1235
-SELECT COUNT(*) FROM (SELECT id FROM event WHERE kind = 'view') AS v
+SELECT d.id FROM (SELECT id FROM customer) AS d JOIN orders o ON o.customer_id = d.id

@@ -248,14 +248,10 @@ fn push_factor(
         TableFactor::Derived {
             subquery, alias, ..
         } => {
-            // A derived table that reads no table (`(SELECT 'K' AS kind) AS
-            // k`) is the same on every shard, like a reference table.
-            let mut reads_a_table = false;
-            let _ = visit_relations(subquery.as_ref(), |_| {
-                reads_a_table = true;
-                ControlFlow::<()>::Break(())
-            });
-            if reads_a_table {
+            // A derived table that reads no sharded table (`(SELECT 'K' AS
+            // kind) AS k`, reference tables) is the same on every shard, like
+            // a reference table. Over sharded ones, see `plan_derived`.
+            if reads_sharded(ctx, subquery) {
                 return Err(PlanError::unsupported(
                     "a derived table (subquery in FROM) over tables in a query on sharded tables",
                 ));
@@ -572,6 +568,9 @@ fn plan_select(
     select: &Select,
     keyspace: &Arc<str>,
 ) -> PlanResult<Plan> {
+    if let Some(plan) = plan_derived(ctx, sql, query, select, keyspace)? {
+        return Ok(plan);
+    }
     let (from, join_conditions) = from_tables(ctx, select)?;
     let tables: Vec<&ResolvedTable> = from.iter().map(|f| &f.table).collect();
     let sharded: Vec<&ResolvedTable> = tables
@@ -654,6 +653,183 @@ fn plan_select(
         write: false,
         note: note.to_string(),
     }))
+}
+
+/// Whether a query reads a sharded table anywhere.
+fn reads_sharded(ctx: &PlanContext<'_>, query: &Query) -> bool {
+    let mut sharded = false;
+    let _ = visit_relations(query, |name| {
+        if ctx
+            .resolve(name, None)
+            .is_ok_and(|t| t.kind() == TableKindRef::Sharded)
+        {
+            sharded = true;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    });
+    sharded
+}
+
+/// A SELECT whose FROM is a derived table over sharded tables: run whole on
+/// one shard when the derived table's query routes to one, or scattered with
+/// the outer query merged when each shard's part of the derived table is
+/// complete there (no row of it needs another shard's rows). None when the
+/// FROM has no such derived table.
+fn plan_derived(
+    ctx: &PlanContext<'_>,
+    sql: &str,
+    query: &Query,
+    select: &Select,
+    keyspace: &Arc<str>,
+) -> PlanResult<Option<Plan>> {
+    let factors: Vec<&TableFactor> = select
+        .from
+        .iter()
+        .flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)))
+        .collect();
+    let derived: Vec<(&Query, String)> = factors
+        .iter()
+        .filter_map(|f| match f {
+            TableFactor::Derived {
+                subquery, alias, ..
+            } if reads_sharded(ctx, subquery) => Some((
+                subquery.as_ref(),
+                alias
+                    .as_ref()
+                    .map(|a| a.name.value.clone())
+                    .unwrap_or_default(),
+            )),
+            _ => None,
+        })
+        .collect();
+    let refuse = |why: &str| {
+        Err(PlanError::unsupported(format!(
+            "a derived table (subquery in FROM) over sharded tables {why}"
+        )))
+    };
+    let [(inner, alias)] = derived.as_slice() else {
+        return if derived.is_empty() {
+            Ok(None)
+        } else {
+            refuse("next to another one")
+        };
+    };
+    if factors.len() > 1 {
+        return refuse("joined with other tables");
+    }
+    if contains_subquery(&select.selection)
+        || select
+            .projection
+            .iter()
+            .any(|i| matches!(i, SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } if contains_subquery(e)))
+    {
+        return refuse("with subqueries in the outer query");
+    }
+    let inner_plan = plan_query(ctx, &inner.to_string(), (*inner).clone())?;
+    let Plan::Route(inner_route) = inner_plan else {
+        return refuse("whose query is not one route (a join or subqueries the gate runs)");
+    };
+    let single = match &inner_route.routing {
+        Routing::Vindex { vindex, values } => values.len() == 1 && vindex.is_unique(),
+        Routing::Shard(_) => true,
+        _ => false,
+    };
+    let route = |routing: Routing, sql: Option<String>, merge, note: &str| {
+        Ok(Some(Plan::Route(Route {
+            keyspace: keyspace.clone(),
+            routing,
+            sql,
+            merge,
+            write: false,
+            note: note.to_string(),
+        })))
+    };
+    if single {
+        return route(
+            inner_route.routing,
+            None,
+            None,
+            "derived table routed to one shard: the whole query there",
+        );
+    }
+    if let Err(why) = shard_complete(ctx, inner) {
+        return refuse(&why);
+    }
+    let names = [(alias.clone(), alias.clone())];
+    let (text, merge) = scatter_rewrite(sql, query, select, &names)?;
+    route(
+        inner_route.routing,
+        Some(text),
+        Some(merge),
+        "derived table complete on each shard: outer query merged in the gate",
+    )
+}
+
+/// Why a derived table's rows on one shard may need rows of another (None:
+/// each shard's rows of it are exactly the single server's rows from that
+/// shard's data): a LIMIT, aggregates or DISTINCT not keyed by the primary
+/// vindex column, window functions, subqueries.
+fn shard_complete(ctx: &PlanContext<'_>, inner: &Query) -> Result<(), String> {
+    if inner.with.is_some() || inner.limit_clause.is_some() || inner.fetch.is_some() {
+        return Err("with WITH, LIMIT or FETCH, on several shards".to_string());
+    }
+    let SetExpr::Select(select) = inner.body.as_ref() else {
+        return Err("that is a UNION, on several shards".to_string());
+    };
+    if contains_subquery(select.as_ref()) {
+        return Err("with subqueries, on several shards".to_string());
+    }
+    let window = visit_expressions(select.as_ref(), |e| {
+        if let Expr::Function(f) = e
+            && f.over.is_some()
+        {
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    })
+    .is_break();
+    if window {
+        return Err("with window functions, on several shards".to_string());
+    }
+    let (from, _) = from_tables(ctx, select).map_err(|e| e.message)?;
+    let sharded: Vec<&ResolvedTable> = from
+        .iter()
+        .map(|f| &f.table)
+        .filter(|t| t.kind() == TableKindRef::Sharded)
+        .collect();
+    let is_vindex_column = |e: &Expr| {
+        column_ref(e).is_some_and(|(q, c)| {
+            owner_of(&sharded, q, &c).is_some_and(|t| is_primary_column(t, &c))
+        })
+    };
+    let group: &[Expr] = match &select.group_by {
+        GroupByExpr::Expressions(list, mods) if mods.is_empty() => list,
+        _ => return Err("with GROUP BY modifiers, on several shards".to_string()),
+    };
+    let items: Vec<&Expr> = select
+        .projection
+        .iter()
+        .filter_map(|i| match i {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => Some(e),
+            _ => None,
+        })
+        .collect();
+    let aggregate =
+        !group.is_empty() || select.having.is_some() || items.iter().any(|e| contains_aggregate(e));
+    if aggregate && !group.iter().any(is_vindex_column) {
+        return Err(
+            "with aggregates not grouped by the primary vindex column, on several shards"
+                .to_string(),
+        );
+    }
+    let distinct = !matches!(select.distinct, None | Some(Distinct::All));
+    if distinct && !items.iter().any(|e| is_vindex_column(e)) {
+        return Err(
+            "with DISTINCT not over the primary vindex column, on several shards".to_string(),
+        );
+    }
+    Ok(())
 }
 
 /// The original text of an expression (or the printed one when its span is
@@ -1794,5 +1970,126 @@ fn union_table(select: &Select) -> Option<String> {
             _ => None,
         },
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::vschema::KeyspaceVSchema;
+    use super::super::{Plan, PlanContext, Route, Routing, plan};
+    use crate::topology::{KeyspaceRoute, RoutingTable};
+    use tessera_topo::{KeyRange, Keyspace};
+
+    fn routing() -> RoutingTable {
+        let vschema_json = r#"{
+            "sharded": true,
+            "vindexes": {"hash": {"type": "hash"}},
+            "tables": {
+                "customer": {"column_vindexes": [{"column": "id", "name": "hash"}]},
+                "orders": {"column_vindexes": [{"column": "customer_id", "name": "hash"}]}
+            }
+        }"#;
+        let shards = ["-80", "80-"]
+            .iter()
+            .map(|s| (Arc::from(*s), KeyRange::from_shard_name(s).unwrap()))
+            .collect();
+        let vschema = KeyspaceVSchema::build("ks", true, Some(vschema_json), shards, &|_| None);
+        let mut keyspaces = BTreeMap::new();
+        keyspaces.insert(
+            "ks".to_string(),
+            KeyspaceRoute {
+                keyspace: Keyspace {
+                    name: "ks".into(),
+                    sharded: true,
+                    ..Default::default()
+                },
+                shards: BTreeMap::new(),
+                vschema: Arc::new(vschema),
+            },
+        );
+        RoutingTable {
+            keyspaces,
+            ..Default::default()
+        }
+    }
+
+    use std::sync::Arc;
+
+    fn planned(sql: &str) -> super::PlanResult<Plan> {
+        let table = routing();
+        let ctx = PlanContext {
+            routing: &table,
+            keyspace: Some("ks"),
+            schema: None,
+        };
+        plan(&ctx, sql)
+    }
+
+    fn route(sql: &str) -> Route {
+        match planned(sql).unwrap() {
+            Plan::Route(r) => r,
+            other => panic!("{sql}: not a route: {other:?}"),
+        }
+    }
+
+    fn one_shard(r: &Route) -> bool {
+        matches!(&r.routing, Routing::Vindex { values, .. } if values.len() == 1)
+    }
+
+    #[test]
+    fn negative_literals_route_by_the_vindex_once_normalized() {
+        let (text, values) =
+            super::text::normalize("SELECT * FROM customer WHERE id = -5").unwrap();
+        assert_eq!(values, vec![super::OwnedValue::Int(-5)]);
+        assert!(one_shard(&route(&text)), "{text}");
+        let (text, _) =
+            super::text::normalize("SELECT * FROM customer WHERE id IN (-1, 2)").unwrap();
+        let r = route(&text);
+        assert!(matches!(&r.routing, Routing::Vindex { values, .. } if values.len() == 2));
+    }
+
+    #[test]
+    fn expressions_around_aggregates_are_computed_in_the_gate() {
+        let r = route(
+            "SELECT city, SUM(score) / COUNT(*) AS m, ROUND(AVG(balance), 2) FROM customer GROUP BY city HAVING m > 2 ORDER BY MAX(score) - MIN(score)",
+        );
+        let merge = r.merge.expect("a merge");
+        // Two select items and the ORDER BY expression are computed.
+        assert_eq!(merge.spec.computed.len(), 3);
+        assert_eq!(merge.spec.computed[0].0, 1);
+        assert!(merge.spec.having.is_some());
+        let shard_sql = r.sql.unwrap();
+        assert!(shard_sql.contains("SUM(balance)") && shard_sql.contains("COUNT(balance)"));
+        for refused in [
+            "SELECT IFNULL(SUM(score), 0) FROM customer",
+            "SELECT COUNT(*) DIV 2 FROM customer",
+            "SELECT ROUND(AVG(score), id) FROM customer",
+        ] {
+            let e = planned(refused).unwrap_err();
+            assert_eq!(e.code, 1235, "{refused}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn derived_tables_run_where_they_are_complete() {
+        let r = route("SELECT x.id FROM (SELECT id FROM customer WHERE id = 30) AS x");
+        assert!(one_shard(&r) && r.merge.is_none() && r.sql.is_none());
+        let r = route(
+            "SELECT MAX(t.total) FROM (SELECT customer_id, SUM(price) AS total FROM orders GROUP BY customer_id) AS t",
+        );
+        assert!(matches!(r.routing, Routing::Scatter));
+        assert!(r.merge.expect("merged").spec.aggregate);
+        for refused in [
+            "SELECT COUNT(*) FROM (SELECT id FROM customer LIMIT 5) AS d",
+            "SELECT d.n FROM (SELECT name, COUNT(*) AS n FROM customer GROUP BY name) AS d",
+            "SELECT COUNT(*) FROM (SELECT DISTINCT name FROM customer) AS d",
+            "SELECT d.id FROM (SELECT id FROM customer) AS d JOIN orders o ON o.customer_id = d.id",
+        ] {
+            let e = planned(refused).unwrap_err();
+            assert_eq!(e.code, 1235, "{refused}: {}", e.message);
+            assert!(e.message.contains("derived table"), "{}", e.message);
+        }
     }
 }
