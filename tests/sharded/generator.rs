@@ -507,18 +507,28 @@ fn aggregate(rng: &mut Rng, src: &Source) -> String {
     let columns = src.columns();
     let numeric: Vec<_> = columns.iter().filter(|(_, c)| is_numeric(c)).collect();
     let ordered: Vec<_> = columns.iter().filter(|(_, c)| c.groupable).collect();
-    match rng.below(9) {
+    let small: Vec<_> = numeric.iter().filter(|(_, c)| !has_big_values(c)).collect();
+    match rng.below(12) {
         0 | 1 => "COUNT(*)".to_string(),
+        // Expressions around aggregates, computed by the gate from partials.
+        9 => format!("SUM({})/COUNT(*)", rng.pick(&small).0),
+        10 => {
+            let name = &rng.pick(&small).0;
+            [
+                format!("MAX({name}) - MIN({name})"),
+                "COUNT(*) + 1".to_string(),
+                format!("ROUND(AVG({name}), 2)"),
+            ][rng.below(3) as usize]
+                .clone()
+        }
+        11 => format!("CONCAT('n=', COUNT(*), '/', MAX({}))", rng.pick(&small).0),
         2 => format!("COUNT({})", rng.pick(&columns).0),
         3 => format!("SUM({})", rng.pick(&numeric).0),
         4 => format!("MIN({})", rng.pick(&ordered).0),
         5 => format!("MAX({})", rng.pick(&ordered).0),
         6 => format!("AVG({})", rng.pick(&numeric).0),
         7 => format!("COUNT(DISTINCT {})", rng.pick(&columns).0),
-        _ => {
-            let small: Vec<_> = numeric.iter().filter(|(_, c)| !has_big_values(c)).collect();
-            format!("SUM({}*2)", rng.pick(&small).0)
-        }
+        _ => format!("SUM({}*2)", rng.pick(&small).0),
     }
 }
 
@@ -802,6 +812,8 @@ mod tests {
             "DISTINCT",
             "COUNT(DISTINCT",
             "AVG(",
+            "/COUNT(*)",
+            "ROUND(AVG(",
             "BETWEEN",
             "IS NULL",
             " IN (",

@@ -48,3 +48,19 @@ SELECT COUNT(score) FROM customer WHERE score IS NULL
 SELECT MAX(id) FROM orders
 
 SELECT MIN(sku), MAX(sku) FROM orders
+
+-- several DISTINCT aggregates over different columns: the shards group by
+-- each argument too
+SELECT COUNT(DISTINCT name), COUNT(DISTINCT score) FROM customer
+
+SELECT COUNT(DISTINCT customer_id), COUNT(DISTINCT sku), COUNT(*), SUM(qty), MAX(price) FROM orders
+
+SELECT COUNT(DISTINCT city), SUM(DISTINCT score), AVG(balance), MIN(name) FROM customer
+
+SELECT kind, COUNT(DISTINCT n), COUNT(DISTINCT id), COUNT(*) FROM event GROUP BY kind
+
+SELECT COUNT(DISTINCT name), COUNT(DISTINCT score), COUNT(*) FROM customer GROUP BY city
+
+SELECT COUNT(DISTINCT kind), COUNT(DISTINCT n), SUM(n) FROM event WHERE id > 5
+
+SELECT COUNT(DISTINCT name), COUNT(DISTINCT city) FROM customer WHERE score > 1000

@@ -2,12 +2,6 @@
 -- with ERROR 1235 naming it (never answered wrongly). When one becomes
 -- supported, move its case back to the file of its kind.
 
--- error 1235
-SELECT COUNT(DISTINCT name), COUNT(DISTINCT score) FROM customer
-
--- error 1235
-SELECT COUNT(DISTINCT customer_id), COUNT(DISTINCT sku) FROM orders
-
 -- expressions around aggregates the gate does not evaluate
 -- error 1235
 SELECT IFNULL(SUM(score), 0) FROM customer

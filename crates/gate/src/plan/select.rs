@@ -1092,7 +1092,6 @@ fn scatter_rewrite(
     };
     let mut aggregates: Vec<Aggregate> = Vec::new();
     let mut computed: Vec<(usize, crate::merge::Expr)> = Vec::new();
-    let mut distinct_arg: Option<String> = None;
     let mut shard_group_extra: Vec<String> = Vec::new();
     for (i, c) in columns.iter().enumerate() {
         let Some(expr) = &c.expr else {
@@ -1135,15 +1134,13 @@ fn scatter_rewrite(
                             "{name}(DISTINCT) without one argument"
                         )));
                     };
-                    if distinct_arg.as_ref().is_some_and(|d| *d != arg_text) {
-                        return Err(PlanError::unsupported(
-                            "aggregates with DISTINCT over different expressions on several shards",
-                        ));
-                    }
-                    if distinct_arg.is_none() {
+                    // The shards group by every DISTINCT argument as well: each
+                    // returns its distinct combinations, from which the gate counts
+                    // each argument's distinct values, while partial COUNT/SUM/MIN/
+                    // MAX over those finer groups still add up to the group's.
+                    if !shard_group_extra.contains(&arg_text) {
                         shard_group_extra.push(arg_text.clone());
                     }
-                    distinct_arg = Some(arg_text.clone());
                     builder.items.push(alias_sql(&arg_text));
                     builder.item_sources.push(source.clone());
                     if name == "count" {
