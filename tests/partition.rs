@@ -4,8 +4,8 @@
 //! pair; etcd, ctld, orc, the gate and two replicas run on the host side.
 //! Under a writer that logs every acknowledged id the namespace's end of
 //! the link goes down — a silent cut: the host's packets vanish, nothing is
-//! refused — and orc must elect a replica once the replicas' IO threads
-//! give up on the old primary. Then the link comes back, and the old
+//! refused — and orc must elect a replica once it and the replicas' agents
+//! have failed to reach the old primary twice. Then the link comes back, and the old
 //! primary must fence itself (read-only, never routed), must not commit a
 //! write for anybody, and must rejoin as a replica or be marked for
 //! re-seeding. No acknowledged write may be lost.
@@ -344,10 +344,10 @@ async fn a_partitioned_primary_is_replaced_and_fenced_when_it_returns() {
         }
     };
 
-    // Replicas give up on a silent source after 3 s (heartbeats every
-    // 1.5 s), so that detection fits the gate's 10 s buffering window.
-    let cnf = dir.path().join("partition.cnf");
-    std::fs::write(&cnf, "[mysqld]\nslave_net_timeout = 3\n").unwrap();
+    // orc does not wait for the replicas' IO threads to notice the silence
+    // (they would after slave_net_timeout, 10 s here): the replicas' agents
+    // dial the primary themselves. The IO threads are only sampled, to show
+    // the difference.
     let uids = [100u32, 101, 102];
     let hosts = [netns.ns_ip.clone(), host.clone(), host.clone()];
     let mysql_ports: Vec<u16> = hosts.iter().map(|_| free_port_on(&host)).collect();
@@ -363,12 +363,7 @@ async fn a_partitioned_primary_is_replaced_and_fenced_when_it_returns() {
         );
         let listen = args.iter().position(|a| a == "--listen").unwrap() + 1;
         args[listen] = format!("{}:{}", hosts[i], agent_ports[i]);
-        args.extend(strings(&[
-            "--mysql-host",
-            &hosts[i],
-            "--mysqld-cnf",
-            &cnf.to_string_lossy(),
-        ]));
+        args.extend(strings(&["--mysql-host", &hosts[i]]));
         tablets.push(if i == 0 {
             Process::spawn_in_netns("tablet", &netns.name, &args)
         } else {
@@ -527,6 +522,13 @@ async fn a_partitioned_primary_is_replaced_and_fenced_when_it_returns() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let failover = cut_at.elapsed();
+    // About 2 s is usual (see bench/NOTES.md); the bound leaves room for a
+    // loaded machine while still failing a detector that waits for the
+    // replicas' IO threads to time out.
+    assert!(
+        failover < Duration::from_secs(6),
+        "new primary only {failover:?} after the cut"
+    );
     sampling.store(false, Ordering::Relaxed);
     let io_states = sampler.await.unwrap();
     let new_primary = new_alias.to_string();

@@ -3,15 +3,27 @@
 //! reparent), replicas whose replication is broken or points elsewhere
 //! (repointed), a primary left read-only (made writable) — logging every
 //! detection and action to the event log.
+//!
+//! A primary is declared dead only when orc reaches neither its agent nor
+//! its mysqld, and the replicas' agents, asked to dial the primary's mysqld
+//! themselves, cannot reach it either — on consecutive rounds. Asking the
+//! agents instead of waiting for the replicas' IO threads to time out
+//! (`slave_net_timeout`) is what lets a silent partition be detected in
+//! about a second; asking them at all is what keeps a primary that only
+//! orc has lost from being failed over. Replicas that lost the primary on
+//! the first check already stop receiving from it then (a replica that
+//! cannot reach its source acknowledges nothing anyway), so the emergency
+//! reparent that follows the last check finds them stopped; if the primary
+//! returns instead, they are repointed at it on the next round.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::future::join_all;
-use tessera_tablet::api::{AgentClient, ReplicateFrom, TabletHealth};
+use tessera_tablet::api::{AgentClient, MysqldProbe, ReplicateFrom, TabletHealth};
+use tessera_tablet::health::mysqld_greets;
 use tessera_topo::{Shard, Tablet, TabletAlias, TabletType, Topo, TopoError};
-use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -22,8 +34,9 @@ use crate::reparent::{DEFAULT_WAIT_TIMEOUT, ExpectedPrimary, emergency_reparent_
 /// How long orc waits for the shard lock before leaving a shard alone for
 /// this round: a holder is a reparent, which must not be fought.
 const LOCK_WAIT: Duration = Duration::from_secs(2);
-/// A mysqld that does not greet within this is treated as unreachable.
-const MYSQL_PING_TIMEOUT: Duration = Duration::from_secs(1);
+/// Beyond the probe's own timeout, what an agent gets to answer a
+/// probe-mysqld request over HTTP.
+const AGENT_PROBE_SLACK: Duration = Duration::from_millis(700);
 /// Repointing a replica runs a few statements on its mysqld.
 const REPAIR_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// A replica problem must be seen on this many consecutive rounds before
@@ -59,6 +72,17 @@ impl OrcConfig {
     /// round.
     fn probe_timeout(&self) -> Duration {
         (self.interval * 2).clamp(Duration::from_secs(1), Duration::from_secs(5))
+    }
+
+    /// How long the primary's mysqld (dialled by orc, and by each replica's
+    /// agent) gets to greet before it counts as unreachable: a fraction of
+    /// the interval, within 250 ms..1 s. A mysqld greets in milliseconds
+    /// even on a busy machine; a host cut off the network never does, and
+    /// this bound is most of what detecting it costs. A spurious miss does
+    /// no harm by itself: failing over also needs the replicas to miss, on
+    /// consecutive rounds.
+    fn primary_probe_timeout(&self) -> Duration {
+        (self.interval.mul_f64(0.6)).clamp(Duration::from_millis(250), Duration::from_secs(1))
     }
 
     fn validate(&self) -> anyhow::Result<()> {
@@ -142,6 +166,8 @@ struct ShardMemory {
     failed_recoveries: u32,
     next_recovery: Option<Instant>,
     replicas: HashMap<TabletAlias, ReplicaMemory>,
+    /// Replicas told to stop receiving on the first failed check.
+    prefenced: Vec<TabletAlias>,
 }
 
 #[derive(Debug, Default)]
@@ -176,7 +202,20 @@ async fn run_loop(cfg: OrcConfig, topo: Topo, mut stopped: watch::Receiver<bool>
             }
             Err(e) => warn!(error = %e, "orc cannot list the shards"),
         }
-        let pause = cfg.interval.saturating_sub(started.elapsed());
+        // A suspected primary is looked at again sooner: rounds then start
+        // a primary probe timeout apart, not an interval, so that a round
+        // which timed out on a silent host is followed by the next check at
+        // once, while checks of a refusing host stay spaced enough to rule
+        // out a blip.
+        let confirming = memory
+            .values()
+            .any(|m| m.failed_checks > 0 && m.next_recovery.is_none());
+        let period = if confirming {
+            cfg.primary_probe_timeout().min(cfg.interval)
+        } else {
+            cfg.interval
+        };
+        let pause = period.saturating_sub(started.elapsed());
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             _ = stopped.changed() => return,
@@ -206,6 +245,40 @@ enum ReplicaView {
     LostPrimary(String),
     /// Pointed elsewhere, not replicating, or no answer: no opinion.
     NoOpinion,
+}
+
+/// A replica's opinion of the primary, from its agent's own attempt to
+/// reach the primary's mysqld when it made one, else (an agent that could
+/// not be asked, or predates the probe) from its replication threads.
+fn replica_opinion(
+    probe: Option<&anyhow::Result<MysqldProbe>>,
+    health: &anyhow::Result<TabletHealth>,
+    primary: &Tablet,
+) -> ReplicaView {
+    match (probe, health) {
+        (Some(Ok(p)), _) if p.reachable => ReplicaView::SeesPrimary,
+        (Some(Ok(p)), _) => ReplicaView::LostPrimary(format!(
+            "its agent cannot reach {}: {}",
+            primary.mysql_addr(),
+            p.error.as_deref().unwrap_or("no reason given")
+        )),
+        (_, Ok(h)) => replica_view(h, primary),
+        (_, Err(_)) => ReplicaView::NoOpinion,
+    }
+}
+
+/// Asks every replica's agent to dial the primary's mysqld.
+async fn replicas_probe_primary(
+    replicas: &[&Tablet],
+    primary: &Tablet,
+    timeout: Duration,
+) -> Vec<anyhow::Result<MysqldProbe>> {
+    join_all(replicas.iter().map(|t| async move {
+        AgentClient::with_timeout(&t.agent_addr, timeout + AGENT_PROBE_SLACK)
+            .probe_mysqld(&primary.mysql_host, primary.mysql_port, timeout)
+            .await
+    }))
+    .await
 }
 
 fn replica_view(health: &TabletHealth, primary: &Tablet) -> ReplicaView {
@@ -271,21 +344,6 @@ fn replica_problem(health: &TabletHealth, primary: &Tablet) -> Option<String> {
     (!problems.is_empty()).then(|| problems.join("; "))
 }
 
-/// Whether something that speaks MySQL answers at `host:port`: a TCP
-/// connection that yields the server's greeting. A listening socket alone
-/// is not enough — a hung mysqld's kernel still accepts connections.
-async fn mysqld_answers(host: &str, port: u16) -> bool {
-    let attempt = async {
-        let mut s = tokio::net::TcpStream::connect((host, port)).await.ok()?;
-        let mut greeting = [0u8; 4];
-        s.read_exact(&mut greeting).await.ok()
-    };
-    matches!(
-        tokio::time::timeout(MYSQL_PING_TIMEOUT, attempt).await,
-        Ok(Some(_))
-    )
-}
-
 async fn probe(t: &Tablet, timeout: Duration) -> anyhow::Result<TabletHealth> {
     AgentClient::with_timeout(&t.agent_addr, timeout)
         .health()
@@ -319,14 +377,7 @@ async fn check_shard(
         .filter(|t| t.alias != primary.alias)
         .collect();
     let timeout = cfg.probe_timeout();
-    // The primary's mysqld is pinged alongside, not after a failed agent
-    // probe: a host cut off the network makes both wait for their
-    // timeouts, and in a row they would double every round.
-    let (primary_health, replica_health, primary_mysqld_answers) = tokio::join!(
-        probe(&primary, timeout),
-        join_all(replicas.iter().map(|t| probe(t, timeout))),
-        mysqld_answers(&primary.mysql_host, primary.mysql_port)
-    );
+    let short = cfg.primary_probe_timeout();
 
     // A new primary (after anyone's reparent) starts a new count.
     let current = (primary.alias.clone(), shard.primary_term);
@@ -336,6 +387,43 @@ async fn check_shard(
         mem.failed_recoveries = 0;
         mem.next_recovery = None;
     }
+
+    // The primary's agent gets the full probe timeout (its health query
+    // may be slow on a busy machine) unless its mysqld fails to greet
+    // within the short one: then the host may be gone, and waiting longer
+    // for the agent would only delay the verdict. Everything runs side by
+    // side, the replicas' own attempts to reach the primary too — a host
+    // cut off the network makes each probe wait for its timeout, and in a
+    // row they would add up. (The replicas' agents log in cleanly, so
+    // asking them every round leaves no trace in the primary's log.)
+    let started = Instant::now();
+    let agent_addr = primary.agent_addr.clone();
+    let mut agent_probe = tokio::spawn(async move {
+        AgentClient::with_timeout(&agent_addr, timeout)
+            .health()
+            .await
+    });
+    let (replica_health, primary_mysqld, opinions) = tokio::join!(
+        join_all(replicas.iter().map(|t| probe(t, timeout))),
+        mysqld_greets(&primary.mysql_host, primary.mysql_port, short),
+        replicas_probe_primary(&replicas, &primary, short)
+    );
+    let primary_health = if primary_mysqld.is_ok() {
+        (&mut agent_probe).await
+    } else {
+        let bound = started + short.max(Duration::from_millis(1));
+        match tokio::time::timeout_at(bound.into(), &mut agent_probe).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                agent_probe.abort();
+                Ok(Err(anyhow::anyhow!(
+                    "no answer within {} ms",
+                    short.as_millis()
+                )))
+            }
+        }
+    };
+    let primary_health = primary_health.unwrap_or_else(|e| Err(anyhow::anyhow!("probe task: {e}")));
 
     let primary_health = match primary_health {
         Ok(h) => h,
@@ -347,8 +435,9 @@ async fn check_shard(
                 &primary,
                 &replicas,
                 &replica_health,
+                &opinions,
                 format!("{agent_err:#}"),
-                primary_mysqld_answers,
+                primary_mysqld.err(),
                 &mut mem,
             )
             .await;
@@ -400,13 +489,21 @@ async fn check_dead_primary(
     primary: &Tablet,
     replicas: &[&Tablet],
     replica_health: &[anyhow::Result<TabletHealth>],
+    opinions: &[anyhow::Result<MysqldProbe>],
     agent_err: String,
-    mysqld_answered: bool,
+    mysqld_err: Option<String>,
     mem: &mut ShardMemory,
 ) {
     let ks_shard = format!("{}/{}", shard.keyspace, shard.name);
-    let reset = |mem: &mut ShardMemory| mem.failed_checks = 0;
-    if mysqld_answered {
+    let reset = |mem: &mut ShardMemory| {
+        mem.failed_checks = 0;
+        // Replicas stopped on suspicion are repaired on the next round
+        // that finds the primary working, without the usual wait.
+        for alias in mem.prefenced.drain(..) {
+            mem.replicas.entry(alias).or_default().bad_rounds = REPLICA_CHECKS - 1;
+        }
+    };
+    let Some(mysqld_err) = mysqld_err else {
         // Only the agent is gone; the database still serves.
         if mem.failed_checks > 0 {
             record_event(
@@ -424,14 +521,11 @@ async fn check_dead_primary(
             reset(mem);
         }
         return;
-    }
-    let views: Vec<ReplicaView> = replicas
+    };
+    let views: Vec<ReplicaView> = opinions
         .iter()
         .zip(replica_health)
-        .map(|(_, h)| match h {
-            Ok(h) => replica_view(h, primary),
-            Err(_) => ReplicaView::NoOpinion,
-        })
+        .map(|(p, h)| replica_opinion(Some(p), h, primary))
         .collect();
     if !replicas_agree_primary_dead(&views) {
         if mem.failed_checks > 0 {
@@ -459,7 +553,7 @@ async fn check_dead_primary(
         })
         .collect();
     let what = format!(
-        "primary {} looks dead: agent unreachable ({agent_err}), mysqld at {} unreachable, replicas lost it: {}",
+        "primary {} looks dead: agent unreachable ({agent_err}), mysqld at {} unreachable ({mysqld_err}), replicas lost it: {}",
         primary.alias,
         primary.mysql_addr(),
         lost.join(", ")
@@ -472,6 +566,9 @@ async fn check_dead_primary(
             format!("{what}; check 1/{}", cfg.primary_failure_checks),
         )
         .await;
+        if cfg.primary_failure_checks > 1 {
+            prefence(topo, &ks_shard, replicas, &views, mem).await;
+        }
     }
     if mem.failed_checks < cfg.primary_failure_checks
         || mem.next_recovery.is_some_and(|t| Instant::now() < t)
@@ -566,6 +663,56 @@ async fn check_dead_primary(
     reset(mem);
     mem.failed_recoveries = 0;
     mem.next_recovery = None;
+}
+
+/// Stops the IO threads of the replicas that lost the primary, in the
+/// background: a semi-sync replica's stop waits up to a second on a source
+/// that is cut off (see the tablet's mysqld settings), and started now that
+/// second passes while orc confirms, instead of inside the emergency
+/// reparent. It takes nothing away: those replicas receive nothing from the
+/// primary they cannot reach.
+async fn prefence(
+    topo: &Topo,
+    ks_shard: &str,
+    replicas: &[&Tablet],
+    views: &[ReplicaView],
+    mem: &mut ShardMemory,
+) {
+    let lost: Vec<&Tablet> = replicas
+        .iter()
+        .zip(views)
+        .filter(|(_, v)| matches!(v, ReplicaView::LostPrimary(_)))
+        .map(|(t, _)| *t)
+        .collect();
+    if lost.is_empty() {
+        return;
+    }
+    mem.prefenced = lost.iter().map(|t| t.alias.clone()).collect();
+    record_event(
+        topo,
+        ks_shard,
+        "OrcPrefence",
+        format!(
+            "stopping replication on {} while the failure is confirmed",
+            mem.prefenced
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    )
+    .await;
+    for t in lost {
+        let (alias, addr) = (t.alias.clone(), t.agent_addr.clone());
+        tokio::spawn(async move {
+            if let Err(e) = AgentClient::with_timeout(&addr, REPAIR_CALL_TIMEOUT)
+                .stop_io_thread()
+                .await
+            {
+                warn!(replica = %alias, error = %format!("{e:#}"), "could not stop replication on suspicion");
+            }
+        });
+    }
 }
 
 /// 10 s after the first failed emergency reparent, doubling up to 5 min.
@@ -823,6 +970,57 @@ mod tests {
         none.replication = None;
         assert_eq!(replica_view(&none, &p), ReplicaView::NoOpinion);
         assert!(replica_problem(&none, &p).is_some());
+    }
+
+    #[test]
+    fn a_replica_agents_own_probe_outweighs_its_io_thread() {
+        let p = tablet(3306);
+        let connected: anyhow::Result<TabletHealth> = Ok(health(3306, true, true, ""));
+        let probe = |reachable: bool| -> anyhow::Result<MysqldProbe> {
+            Ok(MysqldProbe {
+                reachable,
+                elapsed_ms: reachable.then_some(3),
+                error: (!reachable).then(|| "no answer within 300 ms".into()),
+            })
+        };
+        // A silent partition: the IO thread still looks connected.
+        assert!(matches!(
+            replica_opinion(Some(&probe(false)), &connected, &p),
+            ReplicaView::LostPrimary(why) if why.contains("300 ms") && why.contains("127.0.0.1:3306")
+        ));
+        // Only orc lost the primary: the replica reaches it.
+        let stopped: anyhow::Result<TabletHealth> = Ok(health(3306, false, true, "x"));
+        assert_eq!(
+            replica_opinion(Some(&probe(true)), &stopped, &p),
+            ReplicaView::SeesPrimary
+        );
+        // An agent that cannot be asked falls back on its replication view.
+        let unasked: anyhow::Result<MysqldProbe> = Err(anyhow::anyhow!("404"));
+        assert_eq!(
+            replica_opinion(Some(&unasked), &connected, &p),
+            ReplicaView::SeesPrimary
+        );
+        let gone: anyhow::Result<TabletHealth> = Err(anyhow::anyhow!("down"));
+        assert_eq!(
+            replica_opinion(Some(&unasked), &gone, &p),
+            ReplicaView::NoOpinion
+        );
+    }
+
+    #[test]
+    fn primary_probes_are_short_but_not_too_short() {
+        let at = |ms: u64| {
+            OrcConfig {
+                interval: Duration::from_millis(ms),
+                ..OrcConfig::default()
+            }
+            .primary_probe_timeout()
+            .as_millis()
+        };
+        assert_eq!(
+            (at(100), at(500), at(1000), at(5000)),
+            (250, 300, 600, 1000)
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! | POST /stop-io-thread  | `{}`                 | `Positions`       |
 //! | POST /wait-for-position | `WaitForPosition`  | `WaitResult`      |
 //! | POST /kill-app-connections | `{}`            | `KillResult`      |
+//! | POST /probe-mysqld    | `ProbeMysqld`        | `MysqldProbe`     |
 //!
 //! Errors come back as HTTP 4xx/5xx with an `ApiError` body.
 
@@ -175,6 +176,25 @@ pub struct KillResult {
     pub killed: u64,
 }
 
+/// Ask the agent whether it can reach another mysqld (its source, usually)
+/// from where it runs: orc's second opinion on a primary it cannot reach.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProbeMysqld {
+    pub host: String,
+    pub port: u16,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MysqldProbe {
+    /// The mysqld greeted within the timeout.
+    pub reachable: bool,
+    /// How long the greeting took, when it came.
+    pub elapsed_ms: Option<u64>,
+    /// Why it is deemed unreachable.
+    pub error: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApiError {
     pub error: String,
@@ -284,6 +304,21 @@ impl AgentClient {
             timeout_ms: timeout.as_millis() as u64,
         };
         self.post("/wait-for-position", &req).await
+    }
+
+    /// The HTTP timeout of this client must exceed `timeout`.
+    pub async fn probe_mysqld(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> anyhow::Result<MysqldProbe> {
+        let req = ProbeMysqld {
+            host: host.to_string(),
+            port,
+            timeout_ms: timeout.as_millis() as u64,
+        };
+        self.post("/probe-mysqld", &req).await
     }
 
     pub async fn kill_app_connections(&self) -> anyhow::Result<KillResult> {

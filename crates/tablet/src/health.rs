@@ -10,8 +10,11 @@
 //!   lag is for the gate to weigh, not a reason to drop the tablet here);
 //! - spare and drained tablets never serve.
 
+use std::time::{Duration, Instant};
+
 use mysql_async::Conn;
 use tessera_topo::TabletType;
+use tokio::io::AsyncReadExt;
 
 use crate::api::{ReplicationStatus, SemiSyncStatus};
 use crate::replication::{self, ServerState};
@@ -34,6 +37,66 @@ pub async fn probe(conn: &mut Conn) -> anyhow::Result<Probe> {
         replication,
         semi_sync,
     })
+}
+
+/// Whether something that speaks MySQL answers at `host:port` within
+/// `timeout`: a TCP connection that yields the first bytes of the server's
+/// greeting. A listening socket alone is not enough — a hung mysqld's
+/// kernel still accepts connections — and nothing is logged in, so the
+/// probe needs no credentials. Ok holds how long the greeting took.
+pub async fn mysqld_greets(host: &str, port: u16, timeout: Duration) -> Result<Duration, String> {
+    let started = Instant::now();
+    let attempt = async {
+        let mut s = tokio::net::TcpStream::connect((host, port))
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let mut greeting = [0u8; 4];
+        s.read_exact(&mut greeting)
+            .await
+            .map_err(|e| format!("reading the greeting: {e}"))?;
+        Ok(())
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(Ok(())) => Ok(started.elapsed()),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(format!("no greeting within {} ms", timeout.as_millis())),
+    }
+}
+
+/// Whether the mysqld at `host:port` answers a login as `user` within
+/// `timeout`: a clean session (greeting, authentication, quit) that leaves
+/// nothing in the server's error log, unlike a greeting read and a hang-up.
+/// A refused login is an answer too — the server is there. Ok holds how long
+/// it took.
+pub async fn mysqld_answers_login(
+    host: &str,
+    port: u16,
+    user: &str,
+    password: &str,
+    timeout: Duration,
+) -> Result<Duration, String> {
+    let started = Instant::now();
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname(host.to_string())
+        .tcp_port(port)
+        .user(Some(user.to_string()))
+        .pass(Some(password.to_string()))
+        .prefer_socket(false);
+    let attempt = async {
+        match Conn::new(opts).await {
+            Ok(conn) => {
+                let _ = conn.disconnect().await;
+                Ok(())
+            }
+            Err(mysql_async::Error::Server(_)) => Ok(()),
+            Err(e) => Err(format!("{e}")),
+        }
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(Ok(())) => Ok(started.elapsed()),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+    }
 }
 
 /// Whether a tablet of `tablet_type` whose mysqld probed as `probe` serves,

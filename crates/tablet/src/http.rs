@@ -17,9 +17,15 @@ use tokio::sync::watch;
 
 use crate::agent::{OpError, Shared};
 use crate::api::{
-    ApiError, ChangeType, ExecuteRequest, ExecuteResult, KillResult, Positions, Promote,
-    ReplicateFrom, SchemaDefinition, SetReadOnly, TabletHealth, WaitForPosition, WaitResult,
+    ApiError, ChangeType, ExecuteRequest, ExecuteResult, KillResult, MysqldProbe, Positions,
+    ProbeMysqld, Promote, ReplicateFrom, SchemaDefinition, SetReadOnly, TabletHealth,
+    WaitForPosition, WaitResult,
 };
+use crate::health::mysqld_answers_login;
+
+/// A probe of another mysqld answers a failure detector in a hurry; a
+/// longer wait is a request mistake.
+const MAX_PROBE_TIMEOUT_MS: u64 = 10_000;
 
 struct Failure(StatusCode, String);
 
@@ -72,6 +78,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/stop-io-thread", post(stop_io_thread))
         .route("/wait-for-position", post(wait_for_position))
         .route("/kill-app-connections", post(kill_app_connections))
+        .route("/probe-mysqld", post(probe_mysqld))
         .fallback(|| async { Failure(StatusCode::NOT_FOUND, "no such agent endpoint".into()) })
         .with_state(shared)
 }
@@ -162,4 +169,47 @@ async fn wait_for_position(
 
 async fn kill_app_connections(State(s): State<Arc<Shared>>) -> Answer<KillResult> {
     Ok(Json(s.op_kill_app_connections().await?))
+}
+
+/// Logs in as the replication user, which every tablet of a shard has.
+/// Needs neither mysqld of its own nor the op lock: it only dials out, so
+/// it answers even while a role change is under way.
+async fn probe_mysqld(
+    State(s): State<Arc<Shared>>,
+    body: Body<ProbeMysqld>,
+) -> Answer<MysqldProbe> {
+    let Json(req) = body?;
+    if req.host.is_empty() || req.port == 0 {
+        return Err(Failure(
+            StatusCode::BAD_REQUEST,
+            "probe-mysqld needs a host and a non-zero port".into(),
+        ));
+    }
+    if req.timeout_ms == 0 || req.timeout_ms > MAX_PROBE_TIMEOUT_MS {
+        return Err(Failure(
+            StatusCode::BAD_REQUEST,
+            format!("timeout_ms must be within 1..={MAX_PROBE_TIMEOUT_MS}"),
+        ));
+    }
+    let creds = &s.cfg.mysqld.credentials;
+    let outcome = mysqld_answers_login(
+        &req.host,
+        req.port,
+        &creds.repl_user,
+        &creds.repl_password,
+        std::time::Duration::from_millis(req.timeout_ms),
+    )
+    .await;
+    Ok(Json(match outcome {
+        Ok(took) => MysqldProbe {
+            reachable: true,
+            elapsed_ms: Some(took.as_millis() as u64),
+            error: None,
+        },
+        Err(e) => MysqldProbe {
+            reachable: false,
+            elapsed_ms: None,
+            error: Some(e),
+        },
+    }))
 }

@@ -358,9 +358,19 @@ impl Mysqld {
             ("rpl_semi_sync_slave_enabled", "0".into()),
             ("rpl_semi_sync_master_wait_point", "AFTER_SYNC".into()),
             ("rpl_semi_sync_master_timeout", "86400000".into()),
+            // A semi-sync replica's IO thread, when stopped, first dials its
+            // source to kill its own dump session; STOP SLAVE waits for that.
+            // With the source cut off the network the dial can only time
+            // out, and the default 5 s of it would be 5 s of an emergency
+            // reparent. The IO thread has already stopped receiving by then.
+            ("rpl_semi_sync_slave_kill_conn_timeout", "1".into()),
             ("innodb_buffer_pool_size", format!("{}M", c.buffer_pool_mb)),
             ("max_allowed_packet", "64M".into()),
             ("skip-name-resolve", "1".into()),
+            // Failure detectors read the greeting and hang up, which mysqld
+            // counts as a failed connection from that host; the default
+            // limit (100) would soon lock the probing host out entirely.
+            ("max_connect_errors", "4294967295".into()),
             ("log_bin_trust_function_creators", "1".into()),
             ("character-set-server", "utf8mb4".into()),
             ("collation-server", "utf8mb4_general_ci".into()),
