@@ -5,6 +5,10 @@
 //! Idle connections are reused last-in first-out; the number of open
 //! connections per tablet is bounded and acquirers wait, with a timeout, for
 //! one to come back.
+//!
+//! A pool also knows whether its tablet is the primary in the gate's
+//! current routing table, and tells statements in flight on its
+//! connections the moment it stops being it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +19,7 @@ use mysql_common::constants::CapabilityFlags;
 use tessera_topo::TabletAlias;
 use tessera_wire::protocol::UTF8MB4_GENERAL_CI;
 use tessera_wire::{BackendConfig, BackendConn, BackendError};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use crate::metrics::PoolMetrics;
 
@@ -163,6 +167,11 @@ pub struct TabletPool {
     /// Set when the tablet left the topology or moved: returned connections
     /// are closed instead of kept.
     retired: AtomicBool,
+    /// The routing table in force names the tablet its shard's primary.
+    routed_primary: AtomicBool,
+    /// Counts the times the tablet stopped being the routed primary; a
+    /// statement running on it as primary watches for a change.
+    deposed: watch::Sender<u64>,
     metrics: PoolMetrics,
 }
 
@@ -190,8 +199,34 @@ impl TabletPool {
             }),
             returned: Notify::new(),
             retired: AtomicBool::new(false),
+            routed_primary: AtomicBool::new(false),
+            deposed: watch::Sender::new(0),
             metrics,
         })
+    }
+
+    /// Records whether the routing table just swapped in names the tablet
+    /// its shard's primary. Losing the role wakes every statement that
+    /// watches `deposed`. Called after the table is in force, so a
+    /// statement that sees `is_routed_primary` false can route again and
+    /// find the new primary.
+    pub(crate) fn set_routed_primary(&self, primary: bool) {
+        let was = self.routed_primary.swap(primary, Ordering::AcqRel);
+        if was && !primary {
+            tracing::info!(tablet = %self.label, "no longer the routed primary: ending statements in flight on it");
+            self.deposed.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// One atomic load: checked before a statement is sent to a primary.
+    pub fn is_routed_primary(&self) -> bool {
+        self.routed_primary.load(Ordering::Acquire)
+    }
+
+    /// Changes when the tablet stops being the routed primary. Subscribe
+    /// before checking `is_routed_primary`, so no change falls between.
+    pub fn deposed(&self) -> watch::Receiver<u64> {
+        self.deposed.subscribe()
     }
 
     pub fn alias(&self) -> &TabletAlias {

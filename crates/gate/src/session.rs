@@ -121,6 +121,9 @@ enum Request<'a> {
 enum AttemptError {
     /// The backend connection broke; it must be discarded.
     Backend(String),
+    /// The tablet stopped being the shard's primary while the statement
+    /// ran there: it was abandoned and the connection must be discarded.
+    Deposed(String),
     /// The client went away; the backend connection is still usable.
     Client(io::Error),
     /// The backend or client spoke nonsense; both connections are suspect.
@@ -154,6 +157,9 @@ enum AfterFailure {
 struct BufferState {
     first_wait: Option<tokio::time::Instant>,
 }
+
+/// Why a statement in flight on a primary was abandoned.
+const DEPOSED: &str = "the tablet stopped being the shard's primary while the statement ran there";
 
 /// What a statement that was refused for a primary change inside a
 /// transaction gets.
@@ -1250,6 +1256,28 @@ impl Session {
                 };
                 continue;
             }
+            // A statement on a primary ends the moment the gate learns that
+            // another tablet is primary: on a host cut off the network it
+            // would otherwise wait for an answer that may never come. The
+            // watch is taken before the flag is read, so no change is missed.
+            let on_primary = match &slot {
+                Slot::Lent { tablet_type, .. } => *tablet_type == TabletType::Primary,
+                Slot::Pinned(i) => self.pinned[*i].tablet_type == TabletType::Primary,
+            };
+            let mut deposed = on_primary.then(|| slot_pool(&self.pinned, &slot).deposed());
+            let still_primary = !on_primary || slot_pool(&self.pinned, &slot).is_routed_primary();
+            if !still_primary && let Slot::Lent { .. } = &slot {
+                // Routed by a table that has since named another primary;
+                // nothing was sent, so any statement may go to the new one.
+                if let Slot::Lent { lease, .. } = slot {
+                    lease.release();
+                }
+                slot = match self.checkout(&mut buffering).await {
+                    Ok(slot) => slot,
+                    Err(()) => return Ok(()),
+                };
+                continue;
+            }
             let written_before = self.client.get_ref().written();
             // A read-only refusal from a primary (outside a transaction: to
             // buffer; inside one: to abort it clearly) is kept from the client.
@@ -1261,15 +1289,27 @@ impl Session {
                 }
             };
             self.client.get_mut().hold_read_only_error(hold);
-            let conn = slot_conn(&mut self.pinned, &mut slot);
-            let outcome = attempt(
-                conn,
-                &mut self.client,
-                &request,
-                &mut self.stmts,
-                &mut self.exec_buf,
-            )
-            .await;
+            let outcome = {
+                let conn = slot_conn(&mut self.pinned, &mut slot);
+                let running = attempt(
+                    conn,
+                    &mut self.client,
+                    &request,
+                    &mut self.stmts,
+                    &mut self.exec_buf,
+                );
+                match &mut deposed {
+                    None => running.await,
+                    // A transaction's connection to the old primary: its
+                    // transaction is gone with the role.
+                    Some(_) if !still_primary => Err(AttemptError::Deposed(DEPOSED.into())),
+                    Some(deposed) => tokio::select! {
+                        biased;
+                        outcome = running => outcome,
+                        _ = deposed.changed() => Err(AttemptError::Deposed(DEPOSED.into())),
+                    },
+                }
+            };
             let held = if hold {
                 let counted = self.client.get_mut();
                 counted.hold_read_only_error(false);
@@ -1372,7 +1412,12 @@ impl Session {
                     let message = format!("unsupported response from tablet {tablet}: {why}");
                     return self.send_gate_error(1105, "HY000", &message).await;
                 }
-                Err(AttemptError::Backend(reason)) => {
+                Err(e @ (AttemptError::Backend(_) | AttemptError::Deposed(_))) => {
+                    let (reason, deposed) = match e {
+                        AttemptError::Deposed(r) => (r, true),
+                        AttemptError::Backend(r) => (r, false),
+                        _ => unreachable!("matched above"),
+                    };
                     if self.client.get_ref().written() != written_before {
                         // Part of the response already reached the client:
                         // nothing can be said that it would understand.
@@ -1382,7 +1427,13 @@ impl Session {
                     }
                     self.client.clear_write_buffer();
                     let next = self
-                        .after_backend_failure(slot, retried, &reason, replayable, may_commit)
+                        .after_backend_failure(
+                            slot,
+                            retried || deposed,
+                            &reason,
+                            replayable,
+                            may_commit,
+                        )
                         .await?;
                     match self.resume(next, &mut buffering).await {
                         Some((next_slot, is_retry)) => (slot, retried) = (next_slot, is_retry),
@@ -1409,6 +1460,13 @@ fn slot_conn<'a>(pinned: &'a mut [PinnedConn], slot: &'a mut Slot) -> &'a mut Po
     match slot {
         Slot::Pinned(i) => pinned[*i].lease.conn(),
         Slot::Lent { lease, .. } => lease.conn(),
+    }
+}
+
+fn slot_pool<'a>(pinned: &'a [PinnedConn], slot: &'a Slot) -> &'a Arc<crate::pool::TabletPool> {
+    match slot {
+        Slot::Pinned(i) => pinned[*i].lease.pool(),
+        Slot::Lent { lease, .. } => lease.pool(),
     }
 }
 

@@ -308,6 +308,9 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// What one agent's health poll found.
+type HealthAnswer = (TabletAlias, (Health, Option<String>));
+
 /// The records a table is built from.
 struct Records {
     keyspaces: Vec<Keyspace>,
@@ -384,6 +387,19 @@ impl TopologyWatcher {
 
     /// One round: re-read the topology, poll health, swap in a new table.
     pub async fn refresh(&mut self) {
+        self.refresh_notifying(&|| {}, None).await
+    }
+
+    /// `refresh`, calling `swapped` after each table swapped in: a round
+    /// that finds a new primary in the records swaps early too. A request
+    /// on `hurry` while the round polls health (which can take a second
+    /// when a host is gone) re-reads the records meanwhile, so a reparent
+    /// recorded then is in force at once instead of after the slow poll.
+    pub(crate) async fn refresh_notifying(
+        &mut self,
+        swapped: &(dyn Fn() + Sync),
+        hurry: Option<&Buffers>,
+    ) {
         let read = tokio::time::timeout(STORE_TIMEOUT, self.read_records()).await;
         let read = read.unwrap_or_else(|_| {
             Err(tessera_topo::TopoError::Backend(format!(
@@ -407,19 +423,117 @@ impl TopologyWatcher {
                 store_error,
                 ..Default::default()
             };
-            self.table.store(Arc::new(table));
+            self.swap_in(table);
+            swapped();
             return;
         };
-        let health = self.poll_health(&records.tablets).await;
+        // A new primary in the records is put in force at once, on the
+        // tablets' last known health: the poll below waits for every agent,
+        // and the old primary's may be on a host that no longer answers.
+        let mut records = self.swap_early_if_primaries_moved(records, &store_error, swapped);
+        let mut polls = self.start_health_polls(&records.tablets);
+        let mut health = HashMap::new();
+        loop {
+            let requested = async {
+                match hurry {
+                    Some(b) => b.refresh_requested().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                done = polls.join_next() => match done {
+                    Some(Ok((alias, state))) => {
+                        health.insert(alias, state);
+                    }
+                    Some(Err(_)) => {}
+                    None => break,
+                },
+                _ = requested => {
+                    let read = tokio::time::timeout(STORE_TIMEOUT, self.read_records()).await;
+                    if let Ok(Ok(newer)) = read {
+                        records = self.swap_early_if_primaries_moved(newer, &store_error, swapped);
+                    }
+                }
+            }
+        }
+        self.agents
+            .retain(|alias, _| records.tablets.iter().any(|t| &t.alias == alias));
         self.records = Some(records);
         let table = self.build(health, store_error);
-        self.table.store(Arc::new(table));
+        self.swap_in(table);
+        swapped();
     }
 
-    async fn poll_health(
+    /// Swaps in a table built from `records` on the last known health when
+    /// they name a primary the table in force does not; returns them.
+    fn swap_early_if_primaries_moved(
         &mut self,
-        tablets: &[Tablet],
-    ) -> HashMap<TabletAlias, (Health, Option<String>)> {
+        records: Records,
+        store_error: &Option<String>,
+        swapped: &(dyn Fn() + Sync),
+    ) -> Records {
+        if !self.primaries_moved(&records) {
+            return records;
+        }
+        tracing::debug!("a shard's primary changed: routing to it before the health poll");
+        let health = self.last_health();
+        self.records = Some(records);
+        let table = self.build(health, store_error.clone());
+        self.swap_in(table);
+        swapped();
+        self.records.take().expect("build puts the records back")
+    }
+
+    /// Puts a table in force, then tells every pool whether its tablet is
+    /// now a primary (in that order: see `TabletPool::set_routed_primary`).
+    fn swap_in(&mut self, table: RoutingTable) {
+        let primaries: std::collections::HashSet<&TabletAlias> = table
+            .keyspaces
+            .values()
+            .flat_map(|k| k.shards.values())
+            .filter_map(|s| s.shard.primary_alias.as_ref())
+            .collect();
+        let flags: Vec<(Arc<TabletPool>, bool)> = self
+            .pools
+            .iter()
+            .map(|(alias, pool)| (pool.clone(), primaries.contains(alias)))
+            .collect();
+        self.table.store(Arc::new(table));
+        for (pool, primary) in flags {
+            pool.set_routed_primary(primary);
+        }
+    }
+
+    /// Whether some shard's primary (or its term) in `records` differs from
+    /// the table in force.
+    fn primaries_moved(&self, records: &Records) -> bool {
+        let table = self.table.load();
+        records.shards.iter().any(|s| {
+            table
+                .keyspaces
+                .get(&s.keyspace)
+                .and_then(|k| k.shards.get(&s.name))
+                .is_some_and(|r| {
+                    r.shard.primary_alias != s.primary_alias
+                        || r.shard.primary_term != s.primary_term
+                })
+        })
+    }
+
+    /// Every tablet's health as the table in force has it.
+    fn last_health(&self) -> HashMap<TabletAlias, (Health, Option<String>)> {
+        let table = self.table.load();
+        table
+            .keyspaces
+            .values()
+            .flat_map(|k| k.shards.values())
+            .flat_map(|s| s.tablets.iter())
+            .map(|r| (r.tablet.alias.clone(), (r.health, r.health_error.clone())))
+            .collect()
+    }
+
+    /// One health poll per tablet, each bounded; they run on their own.
+    fn start_health_polls(&mut self, tablets: &[Tablet]) -> tokio::task::JoinSet<HealthAnswer> {
         let mut polls = tokio::task::JoinSet::new();
         for t in tablets {
             let client = match self.agents.get(&t.alias) {
@@ -456,15 +570,7 @@ impl TopologyWatcher {
                 (alias, state)
             });
         }
-        let mut out = HashMap::new();
-        while let Some(done) = polls.join_next().await {
-            if let Ok((alias, state)) = done {
-                out.insert(alias, state);
-            }
-        }
-        self.agents
-            .retain(|alias, _| tablets.iter().any(|t| &t.alias == alias));
-        out
+        polls
     }
 
     fn pool_for(&mut self, t: &Tablet) -> Arc<TabletPool> {
@@ -714,17 +820,21 @@ pub(crate) async fn run_watcher(
             _ = tokio::time::sleep(FAST_REFRESH), if fast => {}
             _ = stop.changed() => break,
         }
-        watcher.refresh().await;
-        buffers.table_swapped();
+        watcher
+            .refresh_notifying(&|| buffers.table_swapped(), Some(&buffers))
+            .await;
     }
     for pool in watcher.pools.values() {
         pool.retire();
     }
 }
 
-/// While a shard buffers, wakes the watcher the moment a shard or tablet
-/// record changes (a reparent writes both), rather than at its next tick.
-/// Outside buffering the events are ignored: the regular cycle suffices.
+/// Wakes the watcher the moment a shard or tablet record changes (a
+/// reparent writes both), rather than at its next tick: statements in
+/// flight on an old primary that went silent are only ended, and new ones
+/// only routed to its successor, once the gate has read the change.
+/// Record changes are rare (reparents, type changes), and a burst of them
+/// makes one refresh.
 pub(crate) async fn watch_records(
     store: Arc<dyn tessera_topo::Store>,
     cell: String,
@@ -745,9 +855,8 @@ pub(crate) async fn watch_records(
                 tokio::select! {
                     event = events.next() => match event {
                         Some(Ok(_)) => {
-                            if buffers.any_active() {
-                                buffers.request_refresh();
-                            }
+                            tracing::debug!("topology record changed: refreshing");
+                            buffers.request_refresh();
                         }
                         // The store went away; the polling cycle carries on.
                         Some(Err(_)) | None => break,

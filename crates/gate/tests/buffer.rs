@@ -553,3 +553,103 @@ async fn primary_crash_reads_wait_and_writes_are_never_doubled() {
     gate.shutdown().await;
     cluster.stop().await;
 }
+
+/// Statements running on a primary when the topology names another one are
+/// ended at once instead of waiting for the old primary's answer (which a
+/// host cut off the network never sends): a read in autocommit runs again
+/// on the new primary, a write reports "outcome unknown" (2013), a
+/// statement inside a transaction a retryable 1105.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_in_flight_end_when_the_primary_moves() {
+    let cluster = Cluster::start("/bufferdeposed").await;
+    let gate = cluster.start_gate(Duration::from_secs(10), 1000).await;
+    let mut setup = mysql_async::Conn::new(opts(&gate)).await.unwrap();
+    setup
+        .query_drop("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+        .await
+        .unwrap();
+    setup
+        .query_drop("INSERT INTO t VALUES (1, 0)")
+        .await
+        .unwrap();
+    let new = cluster.replica_client();
+    eventually("the replica to have the row", || async {
+        new.execute(&tessera_tablet::api::ExecuteRequest {
+            sql: "SELECT COUNT(*) FROM t".into(),
+            db: None,
+            skip_binlog: false,
+        })
+        .await
+        .is_ok_and(|r| r.rows.first().and_then(|r| r[0].clone()).as_deref() == Some("1"))
+    })
+    .await;
+
+    // Each statement sleeps far longer on the old primary than it may take.
+    let timed = |sql: &'static str, in_tx: bool| {
+        let opts = opts(&gate);
+        tokio::spawn(async move {
+            let mut conn = mysql_async::Conn::new(opts).await.unwrap();
+            if in_tx {
+                conn.query_drop("BEGIN").await.unwrap();
+                conn.query_drop("INSERT INTO t VALUES (2, 0)")
+                    .await
+                    .unwrap();
+            }
+            let outcome = conn.query_first::<i64, _>(sql).await;
+            (outcome, Instant::now())
+        })
+    };
+    let read = timed("SELECT SLEEP(3) + @@server_id", false);
+    let write = timed("UPDATE t SET v = v + 1 + SLEEP(8) WHERE id = 1", false);
+    let in_tx = timed("SELECT SLEEP(8)", true);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    new.promote(2).await.expect("promote the replica");
+    cluster
+        .topo
+        .update_shard("ks", "0", |s| {
+            s.primary_alias = Some(cluster.replica_alias.clone());
+            s.primary_term = 2;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let switched = Instant::now();
+
+    let (read, read_at) = read.await.unwrap();
+    let (write, write_at) = write.await.unwrap();
+    let (in_tx, in_tx_at) = in_tx.await.unwrap();
+    println!(
+        "deposed primary: read {read:?} after {:?}; write {write:?} after {:?}; in a transaction {in_tx:?} after {:?}",
+        read_at - switched,
+        write_at - switched,
+        in_tx_at - switched
+    );
+    // The read's sleep restarted on the new primary (server id 201).
+    assert_eq!(read.expect("the read succeeds"), Some(201));
+    let code = |r: &Result<Option<i64>, mysql_async::Error>| match r {
+        Err(mysql_async::Error::Server(s)) => Some((s.code, s.message.clone())),
+        _ => None,
+    };
+    let (write_code, write_msg) = code(&write).expect("the write fails");
+    assert_eq!(write_code, 2013, "{write_msg}");
+    assert!(
+        write_msg.contains("stopped being the shard's primary"),
+        "{write_msg}"
+    );
+    let (tx_code, tx_msg) = code(&in_tx).expect("the statement in the transaction fails");
+    assert_eq!(tx_code, 1105, "{tx_msg}");
+    assert!(tx_msg.contains("retry the transaction"), "{tx_msg}");
+    // Well before the old primary would have answered (8 s of sleep).
+    for (what, at) in [("write", write_at), ("transaction", in_tx_at)] {
+        assert!(
+            at - switched < Duration::from_secs(4),
+            "the {what} waited for the old primary: {:?}",
+            at - switched
+        );
+    }
+
+    setup.disconnect().await.ok();
+    gate.shutdown().await;
+    cluster.stop().await;
+}
