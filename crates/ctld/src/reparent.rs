@@ -305,15 +305,19 @@ async fn planned_locked(
             warn!(error = %format!("{e:#}"), "could not make the old primary writable again");
         }
     };
+    // Where the write pause goes, step by step, for the log.
+    let mut steps = PauseSteps::new(pause_start);
     if let Err(e) = old_client.set_read_only(true).await {
         undo().await;
         return Err(tablet_failed(format!(
             "could not make old primary {old_alias} read-only: {e:#}"
         )));
     }
+    steps.done("read_only");
     if let Err(e) = old_client.kill_app_connections().await {
         warn!(error = %format!("{e:#}"), "could not kill application connections on the old primary");
     }
+    steps.done("kill_sessions");
     let final_pos = match old_client.positions().await {
         Ok(p) => p,
         Err(e) => {
@@ -323,9 +327,11 @@ async fn planned_locked(
             )));
         }
     };
+    steps.done("final_position");
     let caught_up = cand_client
         .wait_for_position(&final_pos.gtid_binlog_pos, wait_timeout)
         .await;
+    steps.done("candidate_caught_up");
     match caught_up {
         Ok(w) if w.reached => {}
         Ok(_) => {
@@ -353,8 +359,11 @@ async fn planned_locked(
         )));
     }
     let write_pause_ms = pause_start.elapsed().as_millis() as u64;
+    steps.done("promoted");
     record_promotion(topo, keyspace, shard, &candidate.alias, term).await?;
-    info!(keyspace, shard, new_primary = %candidate.alias, term, write_pause_ms, "planned reparent done");
+    steps.done("recorded");
+    info!(keyspace, shard, new_primary = %candidate.alias, term, write_pause_ms,
+        steps_ms = %steps.summary(), "planned reparent done");
     let failures = repoint_all(
         topo,
         tablets.iter().filter(|t| t.alias != candidate.alias),
@@ -371,6 +380,35 @@ async fn planned_locked(
         changed: true,
         repoint_failures: failures,
     })
+}
+
+/// Milliseconds each step of a planned reparent's write pause took.
+struct PauseSteps {
+    last: Instant,
+    steps: Vec<(&'static str, u128)>,
+}
+
+impl PauseSteps {
+    fn new(start: Instant) -> Self {
+        PauseSteps {
+            last: start,
+            steps: Vec::new(),
+        }
+    }
+
+    fn done(&mut self, step: &'static str) {
+        let now = Instant::now();
+        self.steps.push((step, (now - self.last).as_millis()));
+        self.last = now;
+    }
+
+    fn summary(&self) -> String {
+        self.steps
+            .iter()
+            .map(|(s, ms)| format!("{s}={ms}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
 }
 
 /// The most caught-up healthy replica that may be promoted.
