@@ -838,7 +838,7 @@ async fn check_replica(
             tablet_type,
         };
         let detail = match client.replicate_from(&req).await {
-            Ok(h) => match replica_problem(&h, primary) {
+            Ok(h) => match settled_problem(&client, h, primary).await {
                 None => {
                     *rm = ReplicaMemory::default();
                     format!(
@@ -866,6 +866,31 @@ async fn check_replica(
     if let Err(e) = guard.unlock().await {
         warn!(shard = %ks_shard, error = %e, "could not release the shard lock; it expires with its lease");
     }
+}
+
+/// What is still wrong with a just-repointed replica. Its IO thread may
+/// still be connecting (not running, no error) when the repoint returns,
+/// so that alone is looked at again for a moment before it counts.
+async fn settled_problem(
+    client: &AgentClient,
+    mut health: TabletHealth,
+    primary: &Tablet,
+) -> Option<String> {
+    for _ in 0..10 {
+        let connecting = health
+            .replication
+            .as_ref()
+            .is_some_and(|r| !r.io_running && r.last_io_error.is_empty() && r.sql_running);
+        if !connecting {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        match client.health().await {
+            Ok(h) => health = h,
+            Err(_) => break,
+        }
+    }
+    replica_problem(&health, primary)
 }
 
 /// A replica that stays broken after a repair is retried ever more rarely,
