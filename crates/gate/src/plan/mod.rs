@@ -18,7 +18,7 @@ pub mod text;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use sqlparser::ast::{ObjectName, ObjectNamePart, Statement};
 use sqlparser::dialect::MySqlDialect;
@@ -834,7 +834,7 @@ impl OwnedValue {
 /// Plans cached by statement text, within a bound on their number and
 /// total text size.
 pub struct PlanCache {
-    inner: Mutex<CacheInner>,
+    inner: RwLock<CacheInner>,
     max_bytes: usize,
 }
 
@@ -865,7 +865,7 @@ fn cache_hash(keyspace: Option<&str>, sql: &str) -> u64 {
 impl PlanCache {
     pub fn new(max_bytes: usize) -> Self {
         PlanCache {
-            inner: Mutex::new(CacheInner::default()),
+            inner: RwLock::new(CacheInner::default()),
             max_bytes,
         }
     }
@@ -874,7 +874,7 @@ impl PlanCache {
     /// with the VSchema of `epoch`.
     pub fn get(&self, keyspace: Option<&str>, sql: &str, epoch: u64) -> Option<Arc<Plan>> {
         let hash = cache_hash(keyspace, sql);
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
         inner
             .plans
             .get(&hash)?
@@ -886,7 +886,7 @@ impl PlanCache {
     pub fn insert(&self, keyspace: Option<&str>, sql: &str, epoch: u64, plan: Arc<Plan>) {
         let cost = sql.len() * 2 + 512;
         let hash = cache_hash(keyspace, sql);
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
         if inner.bytes + cost > self.max_bytes {
             // Dropping everything is crude but bounded, and a hot working
             // set refills in a moment.
@@ -906,7 +906,7 @@ impl PlanCache {
 
     /// Forgets every plan (a VSchema or shard list changed).
     pub fn clear(&self) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
         inner.plans.clear();
         inner.bytes = 0;
     }

@@ -141,7 +141,10 @@ impl Vindex for Functional {
 /// DES with an all-zero key over the big-endian integer: a bijection on
 /// 64-bit values that spreads consecutive ids across the whole range.
 fn des_null_key(n: u64) -> [u8; 8] {
-    let cipher = Des::new(&GenericArray::from([0u8; 8]));
+    // The key schedule is the same for every value: made once.
+    static CIPHER: std::sync::LazyLock<Des> =
+        std::sync::LazyLock::new(|| Des::new(&GenericArray::from([0u8; 8])));
+    let cipher = &*CIPHER;
     let mut block = GenericArray::from(n.to_be_bytes());
     cipher.encrypt_block(&mut block);
     block.into()
