@@ -35,7 +35,8 @@ const COMMERCE_VSCHEMA: &str = r#"{
   "tables": {
     "item_seq": { "type": "sequence" },
     "py_item_seq": { "type": "sequence" },
-    "member_email_idx": {}
+    "member_email_idx": {},
+    "moved": {}
   }
 }"#;
 
@@ -904,7 +905,7 @@ fn set_up(cluster: &LocalCluster) {
         cluster,
         "",
         "TABLES",
-        "item_seq\nmember_email_idx\npy_item_seq\n",
+        "item_seq\nmember_email_idx\nmoved\npy_item_seq\n",
     );
     apply_schema_sql(
         cluster,
@@ -919,7 +920,7 @@ fn set_up(cluster: &LocalCluster) {
         cluster,
         "customer",
         "TABLES",
-        "corder\ncustomer\nitem\nmember\nmorder\nmorder_id_idx\nmorder_sku_idx\nperson\npy_item\npy_note\nsession_item\ntx_item\n",
+        "corder\ncustomer\nitem\nmember\nmorder\nmorder_id_idx\nmorder_sku_idx\nmoved\nperson\npy_item\npy_note\nsession_item\ntx_item\n",
     );
 }
 
@@ -961,6 +962,10 @@ fn sharded_clients() {
         (
             "consistent lookup vindexes",
             Box::pin(lookup::consistent_lookups(port)),
+        ),
+        (
+            "routing rules",
+            Box::pin(lookup::routing_rules(port, cluster.ports.ctld)),
         ),
     ];
     let mut failed = Vec::new();

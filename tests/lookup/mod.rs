@@ -9,11 +9,13 @@
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Error, Row};
 
+use super::common::ctl;
 use super::tutorial_cluster::{CUSTOMER_SHARDS, customer_shard, keyspace_id};
 use super::{connect, ids_per_shard};
 
 pub const COMMERCE_SCHEMA: &str = "
 create table if not exists member_email_idx(email varchar(128) not null, keyspace_id varbinary(16), primary key(email));
+create table if not exists moved(id bigint not null, label varchar(32), primary key(id));
 ";
 
 pub const CUSTOMER_SCHEMA: &str = "
@@ -21,6 +23,7 @@ create table member(member_id bigint not null, email varchar(128), nick varchar(
 create table morder(order_id bigint not null, member_id bigint not null, sku varchar(64), primary key(order_id));
 create table morder_id_idx(order_id bigint not null, keyspace_id varbinary(16), primary key(order_id));
 create table morder_sku_idx(sku varchar(64) not null, keyspace_id varbinary(16), primary key(sku, keyspace_id));
+create table moved(id bigint not null, label varchar(32), primary key(id));
 ";
 
 /// VSchema entries merged into the customer keyspace's.
@@ -50,7 +53,8 @@ pub const CUSTOMER_TABLES: &str = r#"
       { "column": "order_id", "name": "morder_id" },
       { "column": "sku", "name": "morder_sku" } ] },
     "morder_id_idx": { "column_vindexes": [{ "column": "order_id", "name": "hash" }] },
-    "morder_sku_idx": { "column_vindexes": [{ "column": "sku", "name": "xxhash" }] }"#;
+    "morder_sku_idx": { "column_vindexes": [{ "column": "sku", "name": "xxhash" }] },
+    "moved": { "column_vindexes": [{ "column": "id", "name": "hash" }] }"#;
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
@@ -360,4 +364,137 @@ pub async fn consistent_lookups(port: u16) {
         .unwrap();
     assert!(rows.is_empty());
     conn.disconnect().await.unwrap();
+}
+
+fn apply_rules(ctld_port: u16, json: &str) -> std::process::Output {
+    ctl(ctld_port, &["apply-routing-rules", "--rules", json])
+}
+
+/// Polls `sql` in `conn` until it answers `want` (gates pick routing rules
+/// up on their next topology refresh).
+async fn eventually_label(conn: &mut Conn, sql: &str, want: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let got: Result<Option<String>, _> = conn.query_first(sql).await;
+        match got {
+            Ok(Some(label)) if label == want => return,
+            other if std::time::Instant::now() > deadline => {
+                panic!("{sql}: wanted {want}, still {other:?}")
+            }
+            _ => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// Vitess routing rules: a table moved from unsharded `commerce` to sharded
+/// `customer` is read from its new home by sessions of either keyspace;
+/// a disabled name fails clearly; clearing the rules restores the old route.
+pub async fn routing_rules(port: u16, ctld_port: u16) {
+    let mut customer = connect(port, "customer").await;
+    customer
+        .query_drop("INSERT INTO moved (id, label) VALUES (1, 'sharded'), (2, 'sharded'), (3, 'sharded'), (4, 'sharded'), (5, 'sharded')")
+        .await
+        .unwrap();
+    let mut commerce = connect(port, "commerce").await;
+    commerce
+        .query_drop("INSERT INTO moved (id, label) VALUES (1, 'unsharded'), (2, 'unsharded')")
+        .await
+        .unwrap();
+    let label: Option<String> = commerce
+        .query_first("SELECT label FROM moved WHERE id = 1")
+        .await
+        .unwrap();
+    assert_eq!(label.as_deref(), Some("unsharded"), "before any rule");
+
+    let bad = apply_rules(
+        ctld_port,
+        r#"{"rules": [{"from_table": "moved", "to_tables": ["nowhere.moved"]}]}"#,
+    );
+    assert!(
+        !bad.status.success(),
+        "a rule into a missing keyspace is refused"
+    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("nowhere"));
+
+    let rules = r#"{"rules": [
+        {"from_table": "moved", "to_tables": ["customer.moved"]},
+        {"from_table": "commerce.moved", "to_tables": ["customer.moved"]}]}"#;
+    let out = apply_rules(ctld_port, rules);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually_label(
+        &mut commerce,
+        "SELECT label FROM moved WHERE id = 1",
+        "sharded",
+    )
+    .await;
+    let count: Option<i64> = commerce
+        .query_first("SELECT COUNT(*) FROM moved")
+        .await
+        .unwrap();
+    assert_eq!(count, Some(5), "the scatter over the table's new home");
+    let rows: Vec<(i64, String)> = commerce
+        .exec("SELECT id, label FROM moved WHERE id = ?", (4,))
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![(4, "sharded".to_string())],
+        "prepared, through the rule"
+    );
+    let seq: Option<i64> = commerce
+        .query_first("SELECT COUNT(*) FROM item_seq")
+        .await
+        .unwrap();
+    assert_eq!(
+        seq,
+        Some(1),
+        "other tables of the session's keyspace are untouched"
+    );
+
+    let out = apply_rules(
+        ctld_port,
+        r#"{"rules": [{"from_table": "commerce.moved", "to_tables": []}]}"#,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match commerce
+            .query_drop("SELECT label FROM moved WHERE id = 1")
+            .await
+        {
+            Err(e) if server_code(&e) == Some(1105) => {
+                assert!(e.to_string().contains("disabled"), "{e}");
+                break;
+            }
+            other => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "never disabled: {other:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    }
+    let out = apply_rules(ctld_port, r#"{"rules": []}"#);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually_label(
+        &mut commerce,
+        "SELECT label FROM moved WHERE id = 1",
+        "unsharded",
+    )
+    .await;
+    commerce.disconnect().await.unwrap();
+    customer.disconnect().await.unwrap();
 }

@@ -106,6 +106,24 @@ pub enum CtlCommand {
         #[arg(value_name = "KEYSPACE")]
         keyspace: String,
     },
+    /// Check and store the cluster's routing rules (Vitess JSON:
+    /// {"rules": [{"from_table": "t", "to_tables": ["ks.t"]}]}); prints what was stored.
+    #[command(visible_alias = "ApplyRoutingRules")]
+    ApplyRoutingRules {
+        /// The routing rules JSON text.
+        #[arg(
+            long,
+            required_unless_present = "rules_file",
+            conflicts_with = "rules_file"
+        )]
+        rules: Option<String>,
+        /// File holding the routing rules JSON.
+        #[arg(long = "rules-file", alias = "rules_file")]
+        rules_file: Option<PathBuf>,
+    },
+    /// Print the cluster's routing rules.
+    #[command(visible_alias = "GetRoutingRules")]
+    GetRoutingRules,
     /// Print KEYSPACE's VSchema.
     #[command(visible_alias = "GetVSchema")]
     GetVschema {
@@ -328,6 +346,20 @@ pub async fn run_ctl_output(server: &str, cmd: CtlCommand) -> anyhow::Result<Str
                 )
                 .await?;
             pretty(&stored)
+        }
+        CtlCommand::ApplyRoutingRules { rules, rules_file } => {
+            let text = match rules_file {
+                Some(path) => read_file(&path, "routing rules")?,
+                None => rules.unwrap_or_default(),
+            };
+            let stored: Value = client
+                .send_text(reqwest::Method::PUT, "/api/routing-rules", text)
+                .await?;
+            pretty(&stored)
+        }
+        CtlCommand::GetRoutingRules => {
+            let rules: Value = client.get_json("/api/routing-rules").await?;
+            pretty(&rules)
         }
         CtlCommand::GetVschema { keyspace } => {
             check_name("keyspace", &keyspace)?;

@@ -63,6 +63,10 @@ pub(crate) fn router(state: Shared) -> Router {
             "/api/keyspaces/{keyspace}/vschema",
             get(get_vschema).put(apply_vschema),
         )
+        .route(
+            "/api/routing-rules",
+            get(get_routing_rules).put(apply_routing_rules),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -238,6 +242,18 @@ async fn apply_vschema(
         .map_err(|_| ApiFailure(bad_request("vschema is not UTF-8 text")))?;
     ops::apply_vschema(&state.topo, &keyspace, text).await?;
     vschema_response(ops::get_vschema(&state.topo, &keyspace).await?)
+}
+
+async fn apply_routing_rules(State(state): State<Shared>, body: Bytes) -> ApiResult<Response> {
+    ensure_writable(&state)?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiFailure(bad_request("routing rules are not UTF-8 text")))?;
+    ops::apply_routing_rules(&state.topo, text).await?;
+    vschema_response(ops::get_routing_rules(&state.topo).await?)
+}
+
+async fn get_routing_rules(State(state): State<Shared>) -> ApiResult<Response> {
+    vschema_response(ops::get_routing_rules(&state.topo).await?)
 }
 
 async fn get_vschema(

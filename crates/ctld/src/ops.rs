@@ -480,6 +480,41 @@ pub async fn apply_vschema(topo: &Topo, keyspace: &str, json: &str) -> anyhow::R
     Ok(())
 }
 
+/// Checks Vitess routing rules JSON (names well formed, each target
+/// `keyspace.table` in an existing keyspace) and stores it for every gate.
+pub async fn apply_routing_rules(topo: &Topo, json: &str) -> anyhow::Result<()> {
+    let rules = tessera_topo::vschema::RoutingRules::from_json(json)
+        .map_err(|e| bad_request(format!("routing rules: {e}")))?;
+    for rule in &rules.rules {
+        for target in &rule.to_tables {
+            let Some((keyspace, _)) = target.split_once('.') else {
+                return Err(bad_request(format!(
+                    "routing rule for {}: target {target} must be keyspace.table",
+                    rule.from_table
+                )));
+            };
+            let keyspace = keyspace.trim_matches('`');
+            if topo.get_keyspace(keyspace).await?.is_none() {
+                return Err(bad_request(format!(
+                    "routing rule for {}: keyspace {keyspace} of {target} does not exist",
+                    rule.from_table
+                )));
+            }
+        }
+    }
+    topo.put_routing_rules(json.trim()).await?;
+    info!(rules = rules.rules.len(), "routing rules applied");
+    Ok(())
+}
+
+/// The routing rules text; `{"rules": []}` when none were applied.
+pub async fn get_routing_rules(topo: &Topo) -> anyhow::Result<String> {
+    Ok(topo
+        .get_routing_rules()
+        .await?
+        .unwrap_or_else(|| r#"{"rules": []}"#.to_string()))
+}
+
 /// The keyspace's VSchema text; `{}` for a keyspace that has none (an
 /// unsharded keyspace needs none).
 pub async fn get_vschema(topo: &Topo, keyspace: &str) -> anyhow::Result<String> {

@@ -530,7 +530,10 @@ impl Session {
             StatementKind::ShowDatabases if !multi => return self.show_databases().await,
             _ => {}
         }
-        if self.is_sharded_session() || gate_statement(classified.kind, &sql) {
+        if self.is_sharded_session()
+            || gate_statement(classified.kind, &sql)
+            || self.routing_rules_apply(&sql)
+        {
             return self.sharded_query(&sql, payload, classified).await;
         }
         if multi
@@ -584,7 +587,7 @@ impl Session {
         let sql: Arc<str> = Arc::from(String::from_utf8_lossy(&payload[1..]).as_ref());
         let classified = tessera_sql::classify(&sql);
         let mut plan = None;
-        if self.is_sharded_session() {
+        if self.is_sharded_session() || self.routing_rules_apply(&sql) {
             match self.sharded_prepare_plan(&sql) {
                 Ok(p) => plan = Some(p),
                 Err(e) => return self.send_error(e.code, e.sqlstate, &e.message).await,

@@ -102,6 +102,8 @@ pub struct RoutingTable {
     /// Changes whenever any keyspace's VSchema or shard list changed:
     /// cached plans of an older epoch are stale.
     pub vschema_epoch: u64,
+    /// Vitess routing rules (tables moved between keyspaces).
+    pub routing_rules: Arc<crate::plan::vschema::RoutingRuleMap>,
 }
 
 /// Why a statement could not be routed.
@@ -316,6 +318,7 @@ struct Records {
     keyspaces: Vec<Keyspace>,
     /// Each keyspace's VSchema JSON, if one was applied.
     vschemas: HashMap<String, Option<String>>,
+    routing_rules: Option<String>,
     shards: Vec<Shard>,
     tablets: Vec<Tablet>,
     read_ms: u64,
@@ -333,6 +336,7 @@ pub struct TopologyWatcher {
     records: Option<Records>,
     vschemas: HashMap<String, Arc<KeyspaceVSchema>>,
     vschema_epoch: u64,
+    routing_rules: Arc<crate::plan::vschema::RoutingRuleMap>,
 }
 
 impl TopologyWatcher {
@@ -354,6 +358,7 @@ impl TopologyWatcher {
             records: None,
             vschemas: HashMap::new(),
             vschema_epoch: 0,
+            routing_rules: Default::default(),
         }
     }
 
@@ -366,6 +371,7 @@ impl TopologyWatcher {
             shards.extend(self.topo.list_shards(&ks.name).await?);
             vschemas.insert(ks.name.clone(), self.topo.get_vschema(&ks.name).await?);
         }
+        let routing_rules = self.topo.get_routing_rules().await?;
         let mut tablets = self.topo.list_tablets(Some(&self.cell)).await?;
         // A primary in another cell is still where this cell's writes go.
         for shard in &shards {
@@ -379,6 +385,7 @@ impl TopologyWatcher {
         Ok(Records {
             keyspaces,
             vschemas,
+            routing_rules,
             shards,
             tablets,
             read_ms,
@@ -660,6 +667,7 @@ impl TopologyWatcher {
             built_ms: now_ms(),
             store_error,
             vschema_epoch: self.vschema_epoch,
+            routing_rules: self.routing_rules.clone(),
         };
         self.records = Some(records);
         table
@@ -671,6 +679,13 @@ impl TopologyWatcher {
     /// shard list changed since the last round (all of them when any
     /// changed: a sequence may live in another keyspace).
     fn rebuild_vschemas(&mut self, records: &Records) {
+        if self.routing_rules.source_json != records.routing_rules {
+            self.routing_rules = Arc::new(crate::plan::vschema::RoutingRuleMap::build(
+                records.routing_rules.as_deref(),
+            ));
+            // Plans resolved tables through the old rules.
+            self.vschema_epoch += 1;
+        }
         let shard_lists: HashMap<&str, Vec<(Arc<str>, KeyRange)>> = records
             .keyspaces
             .iter()

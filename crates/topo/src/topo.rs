@@ -43,6 +43,8 @@ pub fn shard_key(ks: &str, shard: &str) -> String {
 pub fn vschema_key(ks: &str) -> String {
     format!("/global/keyspaces/{ks}/vschema")
 }
+/// Vitess routing rules, one JSON text for the whole cluster.
+pub const ROUTING_RULES_KEY: &str = "/global/routing_rules";
 pub fn tablets_prefix(cell: &str) -> String {
     format!("/cells/{cell}/tablets/")
 }
@@ -274,6 +276,22 @@ impl Topo {
         Ok(self
             .store
             .get(&vschema_key(ks))
+            .await?
+            .map(|v| String::from_utf8_lossy(&v.value).into_owned()))
+    }
+
+    /// Stores the routing rules JSON, as given.
+    pub async fn put_routing_rules(&self, json: &str) -> TopoResult<()> {
+        self.store
+            .put(ROUTING_RULES_KEY, json.as_bytes(), Expect::Any)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn get_routing_rules(&self) -> TopoResult<Option<String>> {
+        Ok(self
+            .store
+            .get(ROUTING_RULES_KEY)
             .await?
             .map(|v| String::from_utf8_lossy(&v.value).into_owned()))
     }

@@ -495,6 +495,34 @@ impl PlanContext<'_> {
             _ => return Err(PlanError::unsupported(format!("table name {name}"))),
         };
         let refname = refname.unwrap_or_else(|| table.clone());
+        let mut qualifier = qualifier;
+        match self
+            .routing
+            .routing_rules
+            .find(qualifier.as_deref(), self.keyspace, &table)
+        {
+            None => {}
+            Some(None) => {
+                return Err(PlanError::other(format!(
+                    "table {table} has been disabled by a routing rule"
+                )));
+            }
+            Some(Some((ks, target))) => {
+                if *target != table {
+                    return Err(PlanError::unsupported(format!(
+                        "a routing rule that renames table {table} to {ks}.{target}"
+                    )));
+                }
+                if let Some(q) = &qualifier
+                    && q != ks
+                {
+                    return Err(PlanError::unsupported(format!(
+                        "the keyspace-qualified name {q}.{table}, which a routing rule sends to keyspace {ks} (name it without the keyspace)"
+                    )));
+                }
+                qualifier = Some(ks.clone());
+            }
+        }
         if let Some(q) = &qualifier
             && SYSTEM_SCHEMAS.contains(&q.to_ascii_lowercase().as_str())
         {

@@ -192,3 +192,85 @@ impl KeyspaceVSchema {
             .map(|(name, _)| name)
     }
 }
+
+/// Vitess routing rules as the planner applies them: a table name as a
+/// statement writes it (`t`, or `ks.t` also for `t` in a session of `ks`)
+/// to the keyspace and table it really is in; None: the name is disabled.
+#[derive(Debug, Default)]
+pub struct RoutingRuleMap {
+    rules: HashMap<String, Option<(String, String)>>,
+    /// The JSON this was built from, to skip rebuilding an unchanged one.
+    pub source_json: Option<String>,
+}
+
+impl RoutingRuleMap {
+    /// Builds the map from stored JSON. Rules for one tablet type
+    /// (`t@replica`) are skipped: they would make a plan depend on the
+    /// session's tablet type. Invalid JSON gives an empty map (ctld checks
+    /// rules before storing them).
+    pub fn build(json: Option<&str>) -> RoutingRuleMap {
+        let mut rules = HashMap::new();
+        if let Some(parsed) = json.and_then(|j| vs::RoutingRules::from_json(j).ok()) {
+            for rule in parsed.rules {
+                if rule.from_table.contains('@') {
+                    continue;
+                }
+                let target = rule.to_tables.first().and_then(|t| {
+                    let (ks, table) = t.split_once('.')?;
+                    Some((
+                        ks.trim_matches('`').to_string(),
+                        table.trim_matches('`').to_string(),
+                    ))
+                });
+                rules.insert(rule.from_table.replace('`', ""), target);
+            }
+        }
+        RoutingRuleMap {
+            rules,
+            source_json: json.map(str::to_string),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// True when `sql` may name a table some rule redirects (a cheap,
+    /// conservative text check: statements of sessions whose keyspace is
+    /// not sharded are planned only then).
+    pub fn may_apply(&self, sql: &str) -> bool {
+        !self.rules.is_empty()
+            && self.rules.keys().any(|from| {
+                let table = from.rsplit('.').next().unwrap_or(from);
+                contains_ignore_case(sql.as_bytes(), table.as_bytes())
+            })
+    }
+
+    /// The rule for a table named `table`, qualified by `qualifier`, in a
+    /// session of `session_keyspace`: Some(None) when the name is disabled.
+    pub fn find(
+        &self,
+        qualifier: Option<&str>,
+        session_keyspace: Option<&str>,
+        table: &str,
+    ) -> Option<Option<&(String, String)>> {
+        if self.rules.is_empty() {
+            return None;
+        }
+        let lookup = |name: String| self.rules.get(&name).map(Option::as_ref);
+        match (qualifier, session_keyspace) {
+            (Some(q), _) => lookup(format!("{q}.{table}")),
+            (None, Some(ks)) => {
+                lookup(format!("{ks}.{table}")).or_else(|| lookup(table.to_string()))
+            }
+            (None, None) => lookup(table.to_string()),
+        }
+    }
+}
+
+fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty()
+        && haystack
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
+}

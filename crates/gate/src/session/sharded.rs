@@ -54,6 +54,17 @@ impl Session {
         }
     }
 
+    /// A statement of a session not otherwise planned that may name a table
+    /// a routing rule moved: it is planned, so the rule applies. No cost
+    /// without rules beyond one pointer load.
+    pub(super) fn routing_rules_apply(&self, sql: &str) -> bool {
+        let table = self.shared.routing.load();
+        if table.routing_rules.is_empty() {
+            return false;
+        }
+        matches!(&self.target, Some(t) if t.shard.is_none()) && table.routing_rules.may_apply(sql)
+    }
+
     /// The first shard of the session's (or default) keyspace, for
     /// statements any shard answers alike.
     pub(super) fn sharded_any_shard(&self) -> Option<(Arc<str>, Arc<str>, TabletType)> {
