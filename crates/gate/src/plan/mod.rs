@@ -958,7 +958,9 @@ mod tests {
         }
     }"#;
 
-    fn routing() -> RoutingTable {
+    /// Keyspace `ks` in `-80` and `80-`: customer and orders by `hash`,
+    /// product a reference table.
+    pub(super) fn routing() -> RoutingTable {
         let shards = ["-80", "80-"]
             .iter()
             .map(|s| (Arc::from(*s), KeyRange::from_shard_name(s).unwrap()))

@@ -1972,47 +1972,8 @@ fn union_table(select: &Select) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use super::super::vschema::KeyspaceVSchema;
+    use super::super::tests::routing;
     use super::super::{Plan, PlanContext, Route, Routing, plan};
-    use crate::topology::{KeyspaceRoute, RoutingTable};
-    use tessera_topo::{KeyRange, Keyspace};
-
-    fn routing() -> RoutingTable {
-        let vschema_json = r#"{
-            "sharded": true,
-            "vindexes": {"hash": {"type": "hash"}},
-            "tables": {
-                "customer": {"column_vindexes": [{"column": "id", "name": "hash"}]},
-                "orders": {"column_vindexes": [{"column": "customer_id", "name": "hash"}]}
-            }
-        }"#;
-        let shards = ["-80", "80-"]
-            .iter()
-            .map(|s| (Arc::from(*s), KeyRange::from_shard_name(s).unwrap()))
-            .collect();
-        let vschema = KeyspaceVSchema::build("ks", true, Some(vschema_json), shards, &|_| None);
-        let mut keyspaces = BTreeMap::new();
-        keyspaces.insert(
-            "ks".to_string(),
-            KeyspaceRoute {
-                keyspace: Keyspace {
-                    name: "ks".into(),
-                    sharded: true,
-                    ..Default::default()
-                },
-                shards: BTreeMap::new(),
-                vschema: Arc::new(vschema),
-            },
-        );
-        RoutingTable {
-            keyspaces,
-            ..Default::default()
-        }
-    }
-
-    use std::sync::Arc;
 
     fn planned(sql: &str) -> super::PlanResult<Plan> {
         let table = routing();
