@@ -18,6 +18,7 @@ pub mod target;
 pub mod topology;
 mod users;
 pub mod vindex;
+mod write_marker;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -81,6 +81,9 @@ pub struct Metrics {
     pub client_connections_total: Counter,
     pub handshake_failures: Counter,
     pub backend_retries: Counter,
+    /// Writes whose answer was lost with their connection and whose outcome
+    /// the gate read from their write marker.
+    pub marked_writes_resolved: Counter,
     pub pool_in_use: Family<TabletLabel, Gauge>,
     pub pool_idle: Family<TabletLabel, Gauge>,
     pub pool_connects: Family<TabletLabel, Counter>,
@@ -147,6 +150,12 @@ impl Metrics {
             "backend_retries",
             "Commands retried on a fresh backend connection after a pooled one failed",
             backend_retries.clone(),
+        );
+        let marked_writes_resolved = Counter::default();
+        registry.register(
+            "marked_writes_resolved",
+            "Writes whose connection broke before their commit was answered, settled by reading their write marker on the primary",
+            marked_writes_resolved.clone(),
         );
         let pool_in_use = Family::<TabletLabel, Gauge>::default();
         registry.register(
@@ -218,6 +227,7 @@ impl Metrics {
             client_connections_total,
             handshake_failures,
             backend_retries,
+            marked_writes_resolved,
             pool_in_use,
             pool_idle,
             pool_connects,

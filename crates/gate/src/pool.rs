@@ -113,6 +113,8 @@ impl StmtCache {
 pub struct PooledConn {
     pub backend: BackendConn,
     pub stmts: StmtCache,
+    /// Identifies the connection's rows in the write-marker table.
+    pub marker: crate::write_marker::ConnMarker,
     flavour: Flavour,
 }
 
@@ -403,6 +405,7 @@ impl TabletPool {
                 Ok(Box::new(PooledConn {
                     backend,
                     stmts: StmtCache::default(),
+                    marker: Default::default(),
                     flavour,
                 }))
             }

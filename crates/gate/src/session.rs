@@ -21,6 +21,7 @@ use tessera_wire::{
 use tokio::net::TcpStream;
 
 mod lookups;
+mod marked;
 mod sharded;
 
 use crate::Shared;
@@ -77,6 +78,8 @@ struct PinnedConn {
     in_tx: bool,
     /// Session state lives on the connection until the session resets.
     reserved: bool,
+    /// The open transaction ran a statement that may have written.
+    wrote: bool,
 }
 
 /// Which connection a command runs on.
@@ -185,6 +188,8 @@ pub(crate) struct Session {
     /// AUTOCOMMIT / IN_TRANS as last reported by a backend.
     status: StatusFlags,
     exec_buf: Vec<u8>,
+    /// The statement that records a write marker (see `marked`).
+    marker_sql: Vec<u8>,
     /// The shard (and tablet type) the next checkout uses instead of the
     /// session's target: set by the sharded path around each shard's part.
     route_override: Option<(Arc<str>, Arc<str>, TabletType)>,
@@ -251,6 +256,7 @@ pub(crate) async fn serve(
         last_insert_id: 0,
         status: StatusFlags::SERVER_STATUS_AUTOCOMMIT,
         exec_buf: Vec::with_capacity(256),
+        marker_sql: Vec::new(),
         route_override: None,
         sharded_tx: false,
         autocommit_off: false,
@@ -1194,6 +1200,7 @@ impl Session {
                 pinned.reserved |= reserve;
                 if let Some(in_tx) = in_tx_now {
                     pinned.in_tx = in_tx;
+                    pinned.wrote &= in_tx;
                 }
                 if !pinned.reserved && !pinned.in_tx {
                     self.pinned.swap_remove(i).lease.release();
@@ -1214,6 +1221,7 @@ impl Session {
                         lease,
                         in_tx,
                         reserved: reserve,
+                        wrote: false,
                     });
                 } else {
                     lease.release();
@@ -1243,6 +1251,7 @@ impl Session {
                 | StatementKind::Explain
         ) && !flags.contains(Flags::MULTI);
         let may_commit = kind == StatementKind::Commit || flags.contains(Flags::MULTI);
+        let marking = marked::marking_for(kind, flags, &request);
         let mut retried = false;
         loop {
             if !replayable
@@ -1281,6 +1290,12 @@ impl Session {
                 };
                 continue;
             }
+            let mark = match marking {
+                Some(m) if self.marker_applies(m, &slot) => {
+                    Some((m, slot_conn(&mut self.pinned, &mut slot).marker.next()))
+                }
+                _ => None,
+            };
             let written_before = self.client.get_ref().written();
             // A read-only refusal from a primary (outside a transaction: to
             // buffer; inside one: to abort it clearly) is kept from the client.
@@ -1300,6 +1315,11 @@ impl Session {
                     &request,
                     &mut self.stmts,
                     &mut self.exec_buf,
+                    mark.map(|(marking, marker)| marked::MarkedSend {
+                        marking,
+                        marker,
+                        sql: &mut self.marker_sql,
+                    }),
                 );
                 match &mut deposed {
                     None => running.await,
@@ -1377,7 +1397,18 @@ impl Session {
                         .then_some(self.status | StatusFlags::SERVER_STATUS_IN_TRANS),
                         None => Some(summary.status),
                     };
+                    let wrote = marked::may_write(kind).then(|| slot_key(&self.pinned, &slot));
                     self.settle(slot, needs_reservation(flags), status);
+                    if let Some((keyspace, shard, tablet_type)) = wrote
+                        && let Some(p) = self.pinned.iter_mut().find(|p| {
+                            p.in_tx
+                                && p.tablet_type == tablet_type
+                                && p.keyspace == keyspace
+                                && p.shard == shard
+                        })
+                    {
+                        p.wrote = true;
+                    }
                     return Ok(());
                 }
                 Err(AttemptError::Prepare(err)) => {
@@ -1429,6 +1460,17 @@ impl Session {
                         return Err(End);
                     }
                     self.client.clear_write_buffer();
+                    if let Some((marking, marker)) = mark {
+                        // The write may have committed: its marker tells.
+                        match self
+                            .settle_marked_outcome(slot, marking, marker, &reason, &mut buffering)
+                            .await?
+                        {
+                            Some(next) => (slot, retried) = (next, false),
+                            None => return Ok(()),
+                        }
+                        continue;
+                    }
                     let next = self
                         .after_backend_failure(
                             slot,
@@ -1473,6 +1515,22 @@ fn slot_pool<'a>(pinned: &'a [PinnedConn], slot: &'a Slot) -> &'a Arc<crate::poo
     }
 }
 
+/// The keyspace, shard and tablet type a slot's connection serves.
+fn slot_key(pinned: &[PinnedConn], slot: &Slot) -> (Arc<str>, Arc<str>, TabletType) {
+    match slot {
+        Slot::Pinned(i) => {
+            let p = &pinned[*i];
+            (p.keyspace.clone(), p.shard.clone(), p.tablet_type)
+        }
+        Slot::Lent {
+            keyspace,
+            shard,
+            tablet_type,
+            ..
+        } => (keyspace.clone(), shard.clone(), *tablet_type),
+    }
+}
+
 fn slot_label(pinned: &[PinnedConn], slot: &Slot) -> String {
     match slot {
         Slot::Pinned(i) => pinned[*i].lease.pool().label().to_string(),
@@ -1508,14 +1566,17 @@ async fn attempt(
     request: &Request<'_>,
     stmts: &mut HashMap<u32, PreparedStmt>,
     exec_buf: &mut Vec<u8>,
+    mut mark: Option<marked::MarkedSend<'_>>,
 ) -> Result<ResponseSummary, AttemptError> {
     let binary = match request {
         Request::Raw(payload) => {
+            marked::write_opening(conn, mark.as_mut());
             let mut seq = 0;
             conn.backend.conn.write_packet(&mut seq, payload);
             false
         }
         Request::Query(sql) => {
+            marked::write_opening(conn, mark.as_mut());
             conn.backend.write_command(COM_QUERY, sql);
             false
         }
@@ -1566,6 +1627,8 @@ async fn attempt(
                     prepared.statement_id
                 }
             };
+            // After the prepare: its answer is read at once, the rest later.
+            marked::write_opening(conn, mark.as_mut());
             for (param, data) in &stmt.long_data {
                 let mut seq = 0;
                 conn.backend.conn.write_packet_parts(
@@ -1590,6 +1653,14 @@ async fn attempt(
             true
         }
     };
+    if let Some(mut mark) = mark {
+        marked::write_closing(conn, &mut mark);
+        conn.backend
+            .flush()
+            .await
+            .map_err(|e| AttemptError::Backend(e.to_string()))?;
+        return marked::read_answers(conn, client, mark.marking).await;
+    }
     conn.backend
         .flush()
         .await

@@ -22,3 +22,17 @@ GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, REFERENCES,
     ON *.* TO '{{APP_USER}}'@'%';
 
 CREATE DATABASE IF NOT EXISTS `{{DATABASE}}`;
+
+-- The gate's write markers (crates/gate/src/write_marker.rs): a row per
+-- backend connection, written inside each write transaction on a semi-sync
+-- keyspace, so the outcome of a write whose answer a failover lost can be
+-- read on the new primary. The rows themselves replicate.
+CREATE DATABASE IF NOT EXISTS `_tessera`;
+CREATE TABLE IF NOT EXISTS `_tessera`.`write_marker` (
+    conn BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+    seq BIGINT UNSIGNED NOT NULL,
+    row_count BIGINT NOT NULL,
+    insert_id BIGINT UNSIGNED NOT NULL,
+    updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+        ON UPDATE CURRENT_TIMESTAMP(6)
+) ENGINE=InnoDB;

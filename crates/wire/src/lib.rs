@@ -22,9 +22,11 @@ pub use prepared::{
     ExecuteHeader, PrepareOk, parse_execute, prepare_on_backend, rewrite_execute, write_prepare_ok,
 };
 pub use protocol::{
-    ColumnSpec, ErrInfo, OkInfo, eof_or_ok_end, err_packet, ok_packet, parse_err, parse_ok,
-    write_text_resultset,
+    ColumnSpec, ErrInfo, OkInfo, clear_final_status, eof_or_ok_end, err_packet, ok_packet,
+    parse_err, parse_ok, write_text_resultset,
 };
-pub use relay::{RelayError, ResponseSummary, relay_field_list, relay_response};
+pub use relay::{
+    RelayError, ResponseSummary, discard_response, hold_response, relay_field_list, relay_response,
+};
 
 pub use mysql_common::constants::{CapabilityFlags, ColumnType, StatusFlags};

@@ -118,6 +118,11 @@ impl<S> PacketConn<S> {
         self.write_buf.split()
     }
 
+    /// The bytes written into the buffer but not flushed, to amend or cut.
+    pub fn write_buffer_mut(&mut self) -> &mut BytesMut {
+        &mut self.write_buf
+    }
+
     /// Drops whatever was written into the buffer but not flushed.
     pub fn clear_write_buffer(&mut self) {
         self.write_buf.clear();

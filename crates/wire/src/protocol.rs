@@ -339,6 +339,36 @@ pub fn is_result_end(payload: &[u8], frame_len: usize, caps: CapabilityFlags) ->
         }
 }
 
+/// Where the two status bytes of a final packet (OK, EOF or 0xFE-OK) start in its payload;
+/// None for an ERR packet or one too short to hold them.
+pub fn final_status_offset(payload: &[u8], caps: CapabilityFlags) -> Option<usize> {
+    let offset = match payload.first()? {
+        0xFE if !caps.contains(CapabilityFlags::CLIENT_DEPRECATE_EOF) => 1 + 2,
+        0x00 | 0xFE => {
+            let mut buf = &payload[1..];
+            read_lenenc_int(&mut buf)?;
+            read_lenenc_int(&mut buf)?;
+            payload.len() - buf.len()
+        }
+        _ => return None,
+    };
+    (payload.len() >= offset + 2).then_some(offset)
+}
+
+/// Clears `flags` in the status of a final packet given as one whole frame (header
+/// included); false when the frame holds no status (an ERR packet).
+pub fn clear_final_status(frame: &mut [u8], caps: CapabilityFlags, flags: StatusFlags) -> bool {
+    let Some(payload) = frame.get_mut(4..) else {
+        return false;
+    };
+    let Some(at) = final_status_offset(payload, caps) else {
+        return false;
+    };
+    let status = u16::from_le_bytes([payload[at], payload[at + 1]]) & !flags.bits();
+    payload[at..at + 2].copy_from_slice(&status.to_le_bytes());
+    true
+}
+
 /// Reads the final status and warnings from an end-of-result packet (EOF or 0xFE-OK).
 pub fn parse_result_end(payload: &[u8], caps: CapabilityFlags) -> Option<OkInfo> {
     if caps.contains(CapabilityFlags::CLIENT_DEPRECATE_EOF) {
@@ -499,6 +529,62 @@ pub fn write_text_resultset<S>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clearing_a_status_flag_in_ok_eof_and_err_frames() {
+        let frame = |payload: &[u8]| {
+            let mut f = (payload.len() as u32).to_le_bytes()[..3].to_vec();
+            f.push(1);
+            f.extend_from_slice(payload);
+            f
+        };
+        let caps = CapabilityFlags::CLIENT_PROTOCOL_41;
+        let both = StatusFlags::SERVER_STATUS_IN_TRANS | StatusFlags::SERVER_STATUS_AUTOCOMMIT;
+        // An OK with a two-byte affected-rows count and a three-byte insert id.
+        let ok = ok_packet(caps, 300, 70_000, both, 2, "");
+        let mut f = frame(&ok);
+        assert!(clear_final_status(
+            &mut f,
+            caps,
+            StatusFlags::SERVER_STATUS_IN_TRANS
+        ));
+        let parsed = parse_ok(&f[4..], caps).unwrap();
+        assert_eq!(parsed.status, StatusFlags::SERVER_STATUS_AUTOCOMMIT);
+        assert_eq!(
+            (parsed.affected_rows, parsed.last_insert_id, parsed.warnings),
+            (300, 70_000, 2)
+        );
+        // A classic EOF, and the OK that replaces it with CLIENT_DEPRECATE_EOF.
+        let mut f = frame(&eof_packet(both, 1));
+        assert!(clear_final_status(
+            &mut f,
+            caps,
+            StatusFlags::SERVER_STATUS_IN_TRANS
+        ));
+        assert_eq!(
+            parse_eof(&f[4..]),
+            Some((1, StatusFlags::SERVER_STATUS_AUTOCOMMIT))
+        );
+        let deprecate = caps | CapabilityFlags::CLIENT_DEPRECATE_EOF;
+        let mut f = frame(&eof_or_ok_end(deprecate, both, 0));
+        assert!(clear_final_status(
+            &mut f,
+            deprecate,
+            StatusFlags::SERVER_STATUS_IN_TRANS
+        ));
+        assert_eq!(
+            parse_result_end(&f[4..], deprecate).unwrap().status,
+            StatusFlags::SERVER_STATUS_AUTOCOMMIT
+        );
+        let mut f = frame(&err_packet(1062, "23000", "Duplicate entry"));
+        let before = f.clone();
+        assert!(!clear_final_status(
+            &mut f,
+            caps,
+            StatusFlags::SERVER_STATUS_IN_TRANS
+        ));
+        assert_eq!(f, before);
+    }
 
     #[test]
     fn lenenc_round_trip_at_every_boundary() {

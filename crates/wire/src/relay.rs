@@ -24,6 +24,9 @@ pub struct ResponseSummary {
     pub status: StatusFlags,
     pub result_sets: u32,
     pub rows: u64,
+    /// For a held response: where its final packet (OK, end of rows or ERR) starts in the
+    /// client's write buffer.
+    pub held_final_at: Option<usize>,
 }
 
 /// Why a relay stopped early.
@@ -53,40 +56,66 @@ enum Expect {
     FieldList,
 }
 
+/// What happens to the frames of a response.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SinkMode {
+    /// Copied to the client, flushed as the buffer fills and at the end.
+    Relay,
+    /// Appended to the client's write buffer and never flushed: the caller decides later
+    /// whether the client sees them.
+    Hold,
+    /// Read and dropped.
+    Discard,
+}
+
 /// Client writes, remembering the first failure instead of stopping the relay.
 struct ClientSink<'c, C> {
-    client: &'c mut PacketConn<C>,
+    client: Option<&'c mut PacketConn<C>>,
+    mode: SinkMode,
     error: Option<io::Error>,
     /// Set once the rest of the response must not reach the client.
     discarding: bool,
 }
 
 impl<C: AsyncRead + AsyncWrite + Unpin + Send> ClientSink<'_, C> {
+    fn buffered(&self) -> usize {
+        self.client.as_ref().map_or(0, |c| c.write_buffer_len())
+    }
+
     async fn copy(&mut self, raw: &[u8]) {
         if self.error.is_some() || self.discarding {
             return;
         }
+        let Some(client) = self.client.as_deref_mut() else {
+            return;
+        };
+        if self.mode == SinkMode::Hold {
+            client.write_raw(raw);
+            return;
+        }
         let result = if raw.len() >= FLUSH_THRESHOLD {
-            self.client.write_through(raw).await
+            client.write_through(raw).await
         } else {
-            self.client.write_raw(raw);
-            if self.client.write_buffer_len() >= FLUSH_THRESHOLD {
-                self.client.flush().await
+            client.write_raw(raw);
+            if client.write_buffer_len() >= FLUSH_THRESHOLD {
+                client.flush().await
             } else {
                 Ok(())
             }
         };
         if let Err(err) = result {
-            self.client.clear_write_buffer();
+            client.clear_write_buffer();
             self.error = Some(err);
         }
     }
 
     async fn finish(mut self) -> Result<(), RelayError> {
         if self.error.is_none()
-            && let Err(err) = self.client.flush().await
+            && self.mode == SinkMode::Relay
+            && let Some(client) = self.client.as_deref_mut()
+            && let Err(err) = client.flush().await
         {
-            self.client.clear_write_buffer();
+            client.clear_write_buffer();
             self.error = Some(err);
         }
         match self.error {
@@ -114,7 +143,31 @@ pub async fn relay_response<C: AsyncWrite + AsyncRead + Unpin + Send>(
     // Binary rows start with 0x00 and text rows with a length; the end-of-rows rules are the
     // same for both, so `binary` only documents the caller's intent.
     let _ = binary;
-    relay(backend, client, Expect::ResponseStart).await
+    relay(
+        backend,
+        Some(client),
+        Expect::ResponseStart,
+        SinkMode::Relay,
+    )
+    .await
+}
+
+/// Reads one whole response like [`relay_response`] but only appends its frames to the
+/// client's write buffer, never flushing it, and says where its final packet starts there
+/// (`held_final_at`): the caller later lets the client see it (flush), amends it, or takes
+/// it back (truncate the buffer). For responses the caller knows to be small (the answer
+/// to a write), since all of it stays in memory.
+pub async fn hold_response<C: AsyncWrite + AsyncRead + Unpin + Send>(
+    backend: &mut BackendConn,
+    client: &mut PacketConn<C>,
+) -> Result<ResponseSummary, RelayError> {
+    relay(backend, Some(client), Expect::ResponseStart, SinkMode::Hold).await
+}
+
+/// Reads one whole response and drops it, for commands the gate sends on its own behalf
+/// in a pipeline with the client's.
+pub async fn discard_response(backend: &mut BackendConn) -> Result<ResponseSummary, RelayError> {
+    relay::<tokio::net::TcpStream>(backend, None, Expect::ResponseStart, SinkMode::Discard).await
 }
 
 /// Relays a COM_FIELD_LIST response: column definitions until EOF (or ERR).
@@ -122,18 +175,20 @@ pub async fn relay_field_list<C: AsyncWrite + AsyncRead + Unpin + Send>(
     backend: &mut BackendConn,
     client: &mut PacketConn<C>,
 ) -> Result<ResponseSummary, RelayError> {
-    relay(backend, client, Expect::FieldList).await
+    relay(backend, Some(client), Expect::FieldList, SinkMode::Relay).await
 }
 
 async fn relay<C: AsyncWrite + AsyncRead + Unpin + Send>(
     backend: &mut BackendConn,
-    client: &mut PacketConn<C>,
+    client: Option<&mut PacketConn<C>>,
     mut expect: Expect,
+    mode: SinkMode,
 ) -> Result<ResponseSummary, RelayError> {
     let caps = backend.capabilities;
     let mut summary = ResponseSummary::default();
     let mut sink = ClientSink {
         client,
+        mode,
         error: None,
         discarding: false,
     };
@@ -239,6 +294,9 @@ async fn relay<C: AsyncWrite + AsyncRead + Unpin + Send>(
                     done = true;
                 }
             }
+        }
+        if done && mode == SinkMode::Hold {
+            summary.held_final_at = Some(sink.buffered());
         }
         sink.copy(frame.raw).await;
         if done {
