@@ -4,7 +4,9 @@
 //! No acknowledged write may be lost; a watcher reading every mysqld's
 //! read_only never sees two writable servers at once; every old primary
 //! ends up replicating from the last one; and, thanks to the gate's
-//! buffering, no client sees an error.
+//! buffering and write markers, no client sees an error, not even the one
+//! whose write was in flight when mysqld died. The keyspace is semi_sync
+//! (loss-less), with a primary and two replicas.
 
 mod common;
 
@@ -13,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{LocalCluster, tessera_bin};
+use common::{LocalCluster, Ports, tessera_bin};
 use mysql_async::prelude::*;
 use mysql_async::{Conn, OptsBuilder};
 
@@ -144,6 +146,20 @@ fn ctl(c: &LocalCluster, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+/// A counter from the gate's /metrics.
+async fn gate_counter(c: &LocalCluster, name: &str) -> u64 {
+    let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", c.ports.gate_http))
+        .await
+        .expect("gate metrics")
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && l.contains(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
 fn primary_uid(c: &LocalCluster) -> u16 {
     let listing = ctl(c, &["list-tablets"]);
     let line = listing
@@ -182,9 +198,33 @@ async fn check_all_acked_present(c: &LocalCluster, log: &WriterLog) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reparents_and_primary_crash_under_write_load() {
     let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("semi-sync.toml");
+    std::fs::write(
+        &config,
+        r#"cell = "zone1"
+[[keyspace]]
+name = "commerce"
+sharded = false
+durability = "semi_sync"
+[[keyspace.shard]]
+name = "0"
+tablets = [
+  { uid = 100, type = "primary" },
+  { uid = 101, type = "replica" },
+  { uid = 102, type = "replica" },
+]
+"#,
+    )
+    .unwrap();
     let cluster = tokio::task::spawn_blocking({
         let data = dir.path().join("data");
-        move || LocalCluster::start(&data)
+        move || {
+            LocalCluster::start_with(
+                &data,
+                Ports::pick(),
+                &["--config", config.to_str().unwrap()],
+            )
+        }
     })
     .await
     .unwrap();
@@ -214,7 +254,6 @@ async fn reparents_and_primary_crash_under_write_load() {
         durations.push(t.elapsed());
         let after = primary_uid(c);
         assert_ne!(before, after, "the primary moved");
-        assert_ne!(after, 102, "an rdonly tablet is never promoted");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     stop.store(true, Ordering::Relaxed);
@@ -255,10 +294,9 @@ async fn reparents_and_primary_crash_under_write_load() {
     check_all_acked_present(c, &log).await;
     // Every old primary replicates from the last primary now.
     let primary = primary_uid(c);
-    assert_eq!(
-        old_primaries.len(),
-        2,
-        "both replicas took turns: {old_primaries:?}"
+    assert!(
+        old_primaries.len() >= 2,
+        "the replicas took turns: {old_primaries:?}"
     );
     for uid in [100u16, 101, 102].into_iter().filter(|u| *u != primary) {
         let mut conn = monitor_conn(c, uid).await;
@@ -319,12 +357,15 @@ async fn reparents_and_primary_crash_under_write_load() {
         log.max_gap,
         log.errors.iter().take(5).collect::<Vec<_>>()
     );
+    let resolved = gate_counter(c, "marked_writes_resolved").await;
+    println!("writes in flight settled by their marker: {resolved}");
     check_all_acked_present(c, &log).await;
-    // A write in flight when mysqld died has an unknown outcome and is
-    // reported (2013), never replayed; everything else waits and succeeds.
+    // The write in flight when mysqld died was settled from its marker on
+    // the restarted primary (OK if it committed, run again if not): a
+    // replay of a committed insert would show as a duplicate-key error.
     assert!(
-        log.errors.len() <= 1,
-        "at most the one in-flight write may fail; {} failed, first: {:?}",
+        log.errors.is_empty(),
+        "{} writes failed, first: {:?}",
         log.errors.len(),
         log.errors.iter().take(5).collect::<Vec<_>>()
     );
