@@ -227,9 +227,11 @@ async fn orc_replaces_a_killed_primary_without_losing_acknowledged_writes() {
         .copied()
         .collect();
     assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    // The write in flight at the kill is settled by its write marker on the
+    // new primary: the client sees no error at all.
     assert!(
-        errors.len() <= 1,
-        "at most the write in flight may fail: {:?}",
+        errors.is_empty(),
+        "client errors: {:?}",
         errors.iter().take(5).collect::<Vec<_>>()
     );
     assert!(events.to_lowercase().contains("emergency"), "{events}");

@@ -2,12 +2,14 @@
 //! replica) on etcd: a planned switch done by hand while a writer inserts
 //! through the gate loses no acknowledged write and shows the client no
 //! error; a primary that stays read-only makes clients fail with the
-//! retryable 1105 once the window ends.
+//! retryable 1105 once the window ends. On a semi_sync keyspace, writes
+//! whose answers a relay in front of the old primary swallowed are settled
+//! from their write markers on the new primary.
 
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{CELL, free_port};
@@ -16,13 +18,15 @@ use tessera_gate::{Gate, GateConfig};
 use tessera_tablet::agent::{TabletAgent, TabletConfig};
 use tessera_tablet::api::{AgentClient, ReplicateFrom};
 use tessera_topo::testutil::EtcdServer;
-use tessera_topo::{Keyspace, Shard, TabletAlias, TabletType, Topo};
+use tessera_topo::{DurabilityPolicy, Keyspace, Shard, TabletAlias, TabletType, Topo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Cluster {
     _etcd: EtcdServer,
     topo: Topo,
     _dir: tempfile::TempDir,
     primary: Option<TabletAgent>,
+    primary_alias: TabletAlias,
     replica: Option<TabletAgent>,
     replica_alias: TabletAlias,
     replica_port: u16,
@@ -30,6 +34,10 @@ struct Cluster {
 
 impl Cluster {
     async fn start(prefix: &str) -> Cluster {
+        Self::start_with(prefix, DurabilityPolicy::None).await
+    }
+
+    async fn start_with(prefix: &str, durability_policy: DurabilityPolicy) -> Cluster {
         let etcd = EtcdServer::start_async().await.expect("etcd starts");
         let store = tessera_topo::open_store(&etcd.topo_spec(prefix))
             .await
@@ -43,6 +51,7 @@ impl Cluster {
         let replica_alias = TabletAlias::new(CELL, 201);
         topo.create_keyspace(&Keyspace {
             name: "ks".into(),
+            durability_policy,
             ..Default::default()
         })
         .await
@@ -81,6 +90,7 @@ impl Cluster {
             topo,
             _dir: dir,
             primary: Some(primary),
+            primary_alias,
             replica: Some(replica),
             replica_alias,
             replica_port,
@@ -650,6 +660,251 @@ async fn statements_in_flight_end_when_the_primary_moves() {
     }
 
     setup.disconnect().await.ok();
+    gate.shutdown().await;
+    cluster.stop().await;
+}
+
+/// A TCP relay in front of a mysqld that can stop delivering in one
+/// direction, as a network that goes silent would.
+struct Relay {
+    port: u16,
+    mode: Arc<AtomicU8>,
+}
+
+const RELAY_PASSES: u8 = 0;
+const RELAY_DROPS_ANSWERS: u8 = 1;
+const RELAY_DROPS_REQUESTS: u8 = 2;
+
+impl Relay {
+    async fn start(target_port: u16) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mode = Arc::new(AtomicU8::new(RELAY_PASSES));
+        let modes = mode.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let mode = modes.clone();
+                tokio::spawn(async move {
+                    let Ok(server) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target_port)).await
+                    else {
+                        return;
+                    };
+                    let (client_read, client_write) = client.into_split();
+                    let (server_read, server_write) = server.into_split();
+                    tokio::join!(
+                        Self::pipe(
+                            client_read,
+                            server_write,
+                            mode.clone(),
+                            RELAY_DROPS_REQUESTS
+                        ),
+                        Self::pipe(server_read, client_write, mode, RELAY_DROPS_ANSWERS),
+                    );
+                });
+            }
+        });
+        Relay { port, mode }
+    }
+
+    async fn pipe(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        mode: Arc<AtomicU8>,
+        dropped_in: u8,
+    ) {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if mode.load(Ordering::SeqCst) == dropped_in {
+                continue;
+            }
+            if to.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown().await;
+    }
+
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, Ordering::SeqCst);
+    }
+}
+
+/// A semi_sync cluster whose primary the gate reaches through a relay, with
+/// rows (1, 0), (2, 0) in `t`, and a session holding an open transaction
+/// that added 10 to row 2.
+async fn marker_setup(prefix: &str) -> (Cluster, Relay, Gate, mysql_async::Conn) {
+    let cluster = Cluster::start_with(prefix, DurabilityPolicy::SemiSync).await;
+    let primary_port = cluster.primary.as_ref().unwrap().mysql_port();
+    let relay = Relay::start(primary_port).await;
+    cluster
+        .topo
+        .update_tablet(&cluster.primary_alias, |t| {
+            t.mysql_port = relay.port;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let gate = cluster.start_gate(Duration::from_secs(10), 1000).await;
+    let mut setup = mysql_async::Conn::new(opts(&gate)).await.unwrap();
+    setup
+        .query_drop("CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+        .await
+        .unwrap();
+    setup
+        .query_drop("INSERT INTO t VALUES (1, 0), (2, 0)")
+        .await
+        .unwrap();
+    setup.disconnect().await.unwrap();
+    let replica = cluster.replica_client();
+    eventually("the replica to have the rows", || async {
+        replica_values(&replica).await == Some(vec!["0".into(), "0".into()])
+    })
+    .await;
+    let mut tx = mysql_async::Conn::new(opts(&gate)).await.unwrap();
+    tx.query_drop("BEGIN").await.unwrap();
+    tx.query_drop("UPDATE t SET v = v + 10 WHERE id = 2")
+        .await
+        .unwrap();
+    (cluster, relay, gate, tx)
+}
+
+/// `v` of rows 1 and 2 on the replica.
+async fn replica_values(replica: &AgentClient) -> Option<Vec<String>> {
+    let result = replica
+        .execute(&tessera_tablet::api::ExecuteRequest {
+            sql: "SELECT v FROM t ORDER BY id".into(),
+            db: None,
+            skip_binlog: false,
+        })
+        .await
+        .ok()?;
+    result.rows.into_iter().map(|r| r[0].clone()).collect()
+}
+
+/// Promotes the replica and names it primary in the topology, as a
+/// reparent would once the old primary can no longer commit anything.
+async fn switch_to_replica(cluster: &Cluster) {
+    cluster
+        .replica_client()
+        .promote(2)
+        .await
+        .expect("promote the replica");
+    cluster
+        .topo
+        .update_shard("ks", "0", |s| {
+            s.primary_alias = Some(cluster.replica_alias.clone());
+            s.primary_term = 2;
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+/// Runs `sql` in the background; its outcome with the affected-row count.
+fn spawn_statement(
+    mut conn: mysql_async::Conn,
+    sql: &'static str,
+) -> tokio::task::JoinHandle<Result<u64, mysql_async::Error>> {
+    tokio::spawn(async move {
+        conn.query_drop(sql).await?;
+        Ok(conn.affected_rows())
+    })
+}
+
+/// The old primary committed an autocommit write and a transaction, and
+/// replicated them, but their answers never reached the gate: the gate
+/// answers both from their markers on the new primary without running
+/// anything twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_answers_of_committed_writes_come_from_their_markers() {
+    let (cluster, relay, gate, tx) = marker_setup("/markerscommitted").await;
+    let writer = mysql_async::Conn::new(opts(&gate)).await.unwrap();
+    relay.set(RELAY_DROPS_ANSWERS);
+    let write = spawn_statement(writer, "UPDATE t SET v = v + 1 WHERE id = 1");
+    let commit = spawn_statement(tx, "COMMIT");
+    let replica = cluster.replica_client();
+    eventually("both commits to reach the replica", || async {
+        replica_values(&replica).await == Some(vec!["1".into(), "10".into()])
+    })
+    .await;
+    assert!(
+        !write.is_finished() && !commit.is_finished(),
+        "no answer got through the relay"
+    );
+    let resolved_before = gate.metrics().marked_writes_resolved.get();
+    switch_to_replica(&cluster).await;
+    let write = tokio::time::timeout(Duration::from_secs(20), write)
+        .await
+        .expect("the write is answered")
+        .unwrap();
+    let commit = tokio::time::timeout(Duration::from_secs(20), commit)
+        .await
+        .expect("the commit is answered")
+        .unwrap();
+    println!("committed, answers lost: write {write:?}, commit {commit:?}");
+    assert_eq!(write.expect("the write succeeds"), 1, "affected rows");
+    commit.expect("the commit succeeds");
+    assert_eq!(
+        gate.metrics().marked_writes_resolved.get() - resolved_before,
+        2
+    );
+    // Nothing ran twice on the new primary.
+    let mut check = mysql_async::Conn::new(opts(&gate)).await.unwrap();
+    let values: Vec<(i32, i32, u32)> = check
+        .query("SELECT id, v, @@server_id FROM t ORDER BY id")
+        .await
+        .unwrap();
+    assert_eq!(values, vec![(1, 1, 201), (2, 10, 201)]);
+    check.disconnect().await.ok();
+    gate.shutdown().await;
+    cluster.stop().await;
+}
+
+/// The requests never reached the old primary: the autocommit write runs on
+/// the new primary (once), the transaction is reported rolled back with the
+/// retryable error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_lost_on_the_way_run_again_and_transactions_abort() {
+    let (cluster, relay, gate, tx) = marker_setup("/markerslost").await;
+    let writer = mysql_async::Conn::new(opts(&gate)).await.unwrap();
+    relay.set(RELAY_DROPS_REQUESTS);
+    let write = spawn_statement(writer, "UPDATE t SET v = v + 1 WHERE id = 1");
+    let commit = spawn_statement(tx, "COMMIT");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !write.is_finished() && !commit.is_finished(),
+        "nothing got through the relay"
+    );
+    switch_to_replica(&cluster).await;
+    let write = tokio::time::timeout(Duration::from_secs(20), write)
+        .await
+        .expect("the write is answered")
+        .unwrap();
+    let commit = tokio::time::timeout(Duration::from_secs(20), commit)
+        .await
+        .expect("the commit is answered")
+        .unwrap();
+    println!("requests lost: write {write:?}, commit {commit:?}");
+    assert_eq!(write.expect("the write succeeds"), 1, "affected rows");
+    match commit {
+        Err(mysql_async::Error::Server(e)) => {
+            assert_eq!(e.code, 1105, "{e:?}");
+            assert!(e.message.contains("retry the transaction"), "{e:?}");
+        }
+        other => panic!("the commit must fail as rolled back: {other:?}"),
+    }
+    let mut check = mysql_async::Conn::new(opts(&gate)).await.unwrap();
+    let values: Vec<(i32, i32, u32)> = check
+        .query("SELECT id, v, @@server_id FROM t ORDER BY id")
+        .await
+        .unwrap();
+    assert_eq!(values, vec![(1, 1, 201), (2, 0, 201)]);
+    check.disconnect().await.ok();
     gate.shutdown().await;
     cluster.stop().await;
 }
