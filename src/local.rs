@@ -62,6 +62,10 @@ pub struct UpArgs {
     /// Do not run orc (automatic failure detection and recovery).
     #[arg(long)]
     pub no_orc: bool,
+    /// The gate does not mark writes on semi_sync keyspaces (see `tessera
+    /// gate --help`).
+    #[arg(long)]
+    pub no_write_markers: bool,
 }
 
 #[derive(Args)]
@@ -249,6 +253,7 @@ async fn run_cluster(
                 tls_key: None,
                 health_interval: Duration::from_secs(1),
                 pool_size: 64,
+                write_markers: !args.no_write_markers,
                 ..Default::default()
             },
             topo.clone(),

@@ -91,6 +91,11 @@ struct GateArgs {
     tls_key: Option<PathBuf>,
     #[arg(long, default_value_t = 64)]
     pool_size: usize,
+    /// Do not mark writes on semi_sync keyspaces: a write in flight when its
+    /// primary fails then ends with error 2013 (outcome unknown) instead of
+    /// being settled, and transactions skip one small row write each.
+    #[arg(long)]
+    no_write_markers: bool,
 }
 
 #[derive(Args)]
@@ -203,6 +208,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 tls_key: args.tls_key,
                 health_interval: Duration::from_secs(1),
                 pool_size: args.pool_size,
+                write_markers: !args.no_write_markers,
                 ..Default::default()
             };
             let gate = tessera_gate::Gate::start(cfg, topo).await?;

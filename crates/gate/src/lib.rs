@@ -66,6 +66,10 @@ pub struct GateConfig {
     pub buffer_window: Duration,
     /// Statements that may wait per shard; more fail at once.
     pub buffer_max_queued: usize,
+    /// Write markers on semi_sync keyspaces (see `write_marker`): a write
+    /// whose answer a failover lost is answered instead of failing, for one
+    /// small extra row write per transaction.
+    pub write_markers: bool,
 }
 
 impl Default for GateConfig {
@@ -83,6 +87,7 @@ impl Default for GateConfig {
             pool_size: 64,
             buffer_window: Duration::from_secs(10),
             buffer_max_queued: 1000,
+            write_markers: true,
         }
     }
 }
@@ -103,6 +108,7 @@ pub(crate) struct Shared {
     pub schema: Arc<schema::SchemaTracker>,
     pub sequences: sequence::Sequences,
     pub plans: plan::PlanCache,
+    pub write_markers: bool,
 }
 
 /// How often the gate re-reads every keyspace's table schemas.
@@ -179,6 +185,7 @@ impl Gate {
             schema: Arc::new(schema::SchemaTracker::new()),
             sequences: sequence::Sequences::new(),
             plans: plan::PlanCache::new(PLAN_CACHE_BYTES),
+            write_markers: cfg.write_markers,
         });
         let schema_task =
             shared

@@ -215,6 +215,9 @@ impl Session {
     /// write a connection of the pool (inside a transaction or with session
     /// state the write is not alone), for a COMMIT a transaction that wrote.
     pub(super) fn marker_applies(&self, marking: Marking, slot: &Slot) -> bool {
+        if !self.shared.write_markers {
+            return false;
+        }
         let (keyspace, tablet_type) = match (marking, slot) {
             (
                 Marking::Write { .. },
