@@ -2,7 +2,8 @@
 //! seed: select lists of columns, expressions and aggregates; WHERE with =,
 //! <>, <, IN, BETWEEN, IS NULL, AND/OR (vindex equality included); GROUP BY
 //! with HAVING; ORDER BY (by column, alias or position) and LIMIT; DISTINCT;
-//! UNION and UNION ALL; co-located and reference joins.
+//! UNION and UNION ALL; co-located and reference joins; aggregates, GROUP BY
+//! and DISTINCT over joins the gate runs itself (not on the vindex).
 //!
 //! Every query is deterministic on a single MariaDB, so any difference from
 //! the reference is the gate's: rows are compared in order only when ORDER BY
@@ -261,6 +262,9 @@ struct Source {
     vindex: Option<(String, Pool)>,
     /// `SELECT *` keeps the single table's column order.
     single: bool,
+    /// A join the gate runs itself: WHERE reads only the first table (a
+    /// condition over both that is not an equality is refused).
+    gate_join: bool,
 }
 
 impl Source {
@@ -296,6 +300,7 @@ fn single(table: &'static Table) -> Source {
         tiebreak: vec![table.pk.to_string()],
         vindex,
         single: true,
+        gate_join: false,
     }
 }
 
@@ -313,6 +318,7 @@ fn source(rng: &mut Rng) -> Source {
                 tiebreak: vec!["c.id".into(), "o.id".into()],
                 vindex: Some(("c.id".into(), Pool::CustomerIds)),
                 single: false,
+                gate_join: false,
             }
         }
         14..=16 => Source {
@@ -321,6 +327,7 @@ fn source(rng: &mut Rng) -> Source {
             tiebreak: vec!["o.id".into()],
             vindex: Some(("o.customer_id".into(), Pool::CustomerIds)),
             single: false,
+            gate_join: false,
         },
         17 => Source {
             from:
@@ -334,6 +341,7 @@ fn source(rng: &mut Rng) -> Source {
             tiebreak: vec!["o.id".into()],
             vindex: Some(("c.id".into(), Pool::CustomerIds)),
             single: false,
+            gate_join: false,
         },
         _ => {
             // The alias form of a single table.
@@ -347,8 +355,40 @@ fn source(rng: &mut Rng) -> Source {
                     .vindex
                     .map(|(v, pool)| (format!("{alias}.{v}"), pool)),
                 single: false,
+                gate_join: false,
             }
         }
+    }
+}
+
+/// Two sharded tables joined on columns that are not both their vindex:
+/// the gate joins the rows.
+fn gate_join(rng: &mut Rng) -> Source {
+    let (from, tables): (&str, [&'static Table; 2]) = match rng.below(4) {
+        0 => (
+            "customer c JOIN event e ON c.score = e.n",
+            [&CUSTOMER, &EVENT],
+        ),
+        1 => (
+            "customer c JOIN orders o ON c.score = o.qty",
+            [&CUSTOMER, &ORDERS],
+        ),
+        2 => ("orders o JOIN event e ON o.qty = e.n", [&ORDERS, &EVENT]),
+        _ => (
+            "customer c JOIN event e ON c.id = e.id",
+            [&CUSTOMER, &EVENT],
+        ),
+    };
+    Source {
+        from: from.to_string(),
+        tables: tables.iter().map(|t| (Some(t.alias), *t)).collect(),
+        tiebreak: tables
+            .iter()
+            .map(|t| format!("{}.{}", t.alias, t.pk))
+            .collect(),
+        vindex: None,
+        single: false,
+        gate_join: true,
     }
 }
 
@@ -459,6 +499,20 @@ fn where_clause(rng: &mut Rng, src: &Source) -> String {
         } else {
             format!(" WHERE {routed}")
         };
+    }
+    if src.gate_join {
+        if !rng.chance(65) {
+            return String::new();
+        }
+        let first = Source {
+            from: String::new(),
+            tables: src.tables[..1].to_vec(),
+            tiebreak: Vec::new(),
+            vindex: None,
+            single: false,
+            gate_join: true,
+        };
+        return format!(" WHERE {}", predicate(rng, &first));
     }
     if rng.chance(65) {
         format!(" WHERE {}", predicate(rng, src))
@@ -763,7 +817,21 @@ pub fn query(rng: &mut Rng) -> Query {
         7 => union(rng),
         8..=9 => distinct(rng, &src),
         10..=13 => whole_aggregate(rng, &src),
-        _ => grouped(rng, &src),
+        14..=17 => grouped(rng, &src),
+        // Over a join the gate runs (plain columns of one are in `plain`'s
+        // reach only through the hand-written cases).
+        18 => {
+            let src = gate_join(rng);
+            match rng.below(3) {
+                0 => distinct(rng, &src),
+                1 => whole_aggregate(rng, &src),
+                _ => grouped(rng, &src),
+            }
+        }
+        _ => {
+            let src = gate_join(rng);
+            grouped(rng, &src)
+        }
     }
 }
 
@@ -807,6 +875,9 @@ mod tests {
         for needle in [
             " JOIN ",
             " LEFT JOIN ",
+            "JOIN event e ON c.score = e.n",
+            "JOIN orders o ON c.score = o.qty",
+            "JOIN event e ON o.qty = e.n",
             "GROUP BY",
             "HAVING",
             "DISTINCT",

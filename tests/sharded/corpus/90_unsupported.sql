@@ -24,8 +24,15 @@ SELECT COUNT(*) FROM (SELECT DISTINCT name FROM customer) AS names
 -- error 1235
 SELECT sku FROM orders WHERE customer_id = 12 UNION SELECT sku FROM product WHERE price > 40
 
+-- aggregates over a cross-shard join whose argument reads both tables
 -- error 1235
-SELECT COUNT(*) FROM customer c JOIN event e ON c.id = e.id
+SELECT SUM(c.score + e.n) FROM customer c JOIN event e ON c.id = e.id
+
+-- error 1235
+SELECT c.name, e.kind, COUNT(*) FROM customer c JOIN event e ON c.score = e.n GROUP BY CONCAT(c.name, e.kind)
+
+-- error 1235
+SELECT DISTINCT * FROM customer c JOIN event e ON c.score = e.n
 
 -- error 1235
 SELECT t.name, t.n FROM (SELECT name, COUNT(*) AS n FROM customer GROUP BY name) AS t WHERE t.n > 3

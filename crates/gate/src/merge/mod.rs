@@ -211,6 +211,29 @@ pub fn merge_with_collations(
     collations: &[Option<u16>],
     inputs: Vec<Rows>,
 ) -> Result<Rows, MergeError> {
+    merge_inputs(spec, collations, inputs, Addend::Partial)
+}
+
+/// Like `merge_with_collations`, for rows the gate assembled itself (a join it ran):
+/// each row stands for itself, not for a shard's group. The columns must still be those a
+/// shard would have returned for the scatter query (its partial COUNT / SUM columns give the
+/// types), while each row holds raw values: `1` (or NULL) in a COUNT column, the argument's
+/// value in a SUM/AVG/MIN/MAX column. DOUBLE values are then added exactly or refused, as
+/// SUM(DISTINCT) adds them, since the order one server would add them in is unknown.
+pub fn merge_raw_rows(
+    spec: &MergeSpec,
+    collations: &[Option<u16>],
+    rows: Rows,
+) -> Result<Rows, MergeError> {
+    merge_inputs(spec, collations, vec![rows], Addend::Raw)
+}
+
+fn merge_inputs(
+    spec: &MergeSpec,
+    collations: &[Option<u16>],
+    inputs: Vec<Rows>,
+    addend: Addend,
+) -> Result<Rows, MergeError> {
     let input_columns = validate(spec, &inputs)?;
     let declared = |i: usize| collations.get(i).copied().flatten();
     let input_kinds: Vec<Result<Kind, MergeError>> = input_columns
@@ -221,7 +244,7 @@ pub fn merge_with_collations(
     let all_rows = inputs.into_iter().flat_map(|input| input.rows);
 
     let (columns, mut rows) = if spec.aggregate {
-        aggregate(spec, &input_columns, &input_kinds, all_rows)?
+        aggregate(spec, &input_columns, &input_kinds, all_rows, addend)?
     } else {
         (input_columns.clone(), all_rows.collect())
     };
@@ -519,6 +542,7 @@ fn aggregate(
     columns: &[ColumnSpec],
     kinds: &[Result<Kind, MergeError>],
     rows: impl Iterator<Item = Row>,
+    addend: Addend,
 ) -> Result<(Vec<ColumnSpec>, Vec<Row>), MergeError> {
     let kind_of = |i: usize| kinds[i].clone();
     let initial: Vec<State> = spec
@@ -566,7 +590,7 @@ fn aggregate(
                 }
                 State::Sum(total) => {
                     if let Some(v) = value {
-                        add_to(total, kind_of(a.column)?, v, name, Addend::Partial)?;
+                        add_to(total, kind_of(a.column)?, v, name, addend)?;
                     }
                 }
                 State::Best(best) => {
@@ -600,7 +624,7 @@ fn aggregate(
                         unreachable!("Avg state only for AVG");
                     };
                     if let Some(v) = value {
-                        add_to(total, kind_of(a.column)?, v, name, Addend::Partial)?;
+                        add_to(total, kind_of(a.column)?, v, name, addend)?;
                     }
                     if let Some(c) = row[count_column].as_deref() {
                         *count += value::parse_int(c).ok_or_else(|| {

@@ -361,3 +361,55 @@ fn bad_inputs_are_errors_not_panics() {
         Err(MergeError::Invalid(_))
     ));
 }
+
+#[test]
+fn raw_rows_of_a_join_are_groups_of_one() {
+    let double = column(
+        "SUM(d)",
+        ColumnType::MYSQL_TYPE_DOUBLE,
+        63,
+        23,
+        BINARY_FLAG,
+        31,
+    );
+    let spec = MergeSpec {
+        aggregate: true,
+        aggregates: vec![
+            Aggregate {
+                column: 0,
+                kind: AggregateKind::Count,
+            },
+            Aggregate {
+                column: 1,
+                kind: AggregateKind::Sum,
+            },
+        ],
+        visible_columns: 2,
+        ..Default::default()
+    };
+    // COUNT(x) cells hold 1 or NULL; SUM cells the raw values.
+    let input = rows(
+        &[count("COUNT(x)"), double.clone()],
+        &[
+            &[Some("1"), Some("0.5")],
+            &[None, Some("0.25")],
+            &[Some("1"), None],
+        ],
+    );
+    let out = merge_raw_rows(&spec, &[], input.clone()).unwrap();
+    assert_eq!(texts(&out), vec![vec![s("2"), s("0.75")]]);
+    // The same rows as shards' partial DOUBLE sums cannot be added exactly.
+    assert!(matches!(
+        merge(&spec, vec![input]),
+        Err(MergeError::Unsupported(_))
+    ));
+    // Raw DOUBLE values whose sum rounds are refused, not approximated.
+    let rounding = rows(
+        &[count("COUNT(x)"), double],
+        &[&[Some("1"), Some("0.1")], &[Some("1"), Some("0.2")]],
+    );
+    assert!(matches!(
+        merge_raw_rows(&spec, &[], rounding),
+        Err(MergeError::Unsupported(_))
+    ));
+}

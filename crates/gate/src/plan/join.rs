@@ -5,22 +5,33 @@
 //! with their own types and collations), and assembles the rows itself.
 //!
 //! Kept deliberately narrow, so that what it accepts it answers exactly:
-//! an inner join of two tables, a select list of plain columns, conditions
-//! that each read one side or equate a column of each side, and ORDER BY /
-//! LIMIT over the selected columns.
+//! an inner join of two tables, conditions that each read one side or equate
+//! a column of each side, and either a select list of plain columns with
+//! ORDER BY / LIMIT over them, or aggregates, GROUP BY, HAVING and DISTINCT.
+//!
+//! The second kind is planned as if one server held both tables: the scatter
+//! planner rewrites the query into the one each shard would run and the merge
+//! of their answers. Here no shard can run it (no shard has the joined rows),
+//! so the gate builds its rows itself, one per joined pair, each standing for
+//! a group of one: a COUNT column holds 1 (or NULL for a NULL argument), a
+//! SUM/MIN/MAX column the argument's value, any other column its value. Each
+//! side's query returns the values its columns need. The columns' definitions
+//! come from that same rewritten query run on one shard with a condition that
+//! matches nothing, so they are MariaDB's own (SUM of INT a DECIMAL, COUNT a
+//! BIGINT, the names as written).
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, Distinct, Expr, GroupByExpr, OrderByKind, Query, Select, SelectItem,
-    visit_expressions,
+    BinaryOperator, Distinct, Expr, FunctionArgExpr, FunctionArguments, GroupByExpr, OrderByKind,
+    Query, Select, SelectItem, SetExpr, Statement, visit_expressions,
 };
 
-use super::select::column_ref;
+use super::select::{aggregate_call, column_ref, contains_aggregate};
 use super::text::{self, OwnedValue};
-use super::{PlanContext, PlanError, PlanResult, ResolvedTable};
-use crate::merge::OrderKey;
+use super::{MergeTemplate, PlanContext, PlanError, PlanResult, ResolvedTable};
+use crate::merge::{AggregateKind, OrderKey};
 
 /// Which side of the join a column comes from, and its index in that
 /// side's query.
@@ -48,6 +59,43 @@ pub struct JoinPlan {
     pub order_by: Vec<OrderKey>,
     pub offset: u64,
     pub limit: Option<u64>,
+    /// Aggregates, GROUP BY, HAVING or DISTINCT over the joined rows: then
+    /// `output`, `sources`, `order_by` and the limits are unused.
+    pub merge: Option<JoinMerge>,
+}
+
+/// How one column of a row the gate aggregates is filled from a joined pair
+/// of rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cell {
+    /// The value a side's query returned.
+    Value(Side),
+    /// COUNT(*): every joined row counts once.
+    One,
+    /// COUNT(x): 1 when the side's value of x is not NULL, else NULL.
+    CountOf(Side),
+    /// An expression around aggregates, which the merge computes after
+    /// aggregating: NULL until then.
+    Computed,
+}
+
+/// Aggregates, GROUP BY, HAVING, DISTINCT, ORDER BY and LIMIT over the rows
+/// of a gate-side join, done by the scatter merge.
+#[derive(Debug, Clone)]
+pub struct JoinMerge {
+    /// The scatter query of both tables with a condition matching nothing,
+    /// for one shard: its columns are the ones the merge takes (types,
+    /// names), one per cell.
+    pub shape_sql: String,
+    pub cells: Vec<Cell>,
+    pub template: MergeTemplate,
+    /// The (table, column) each cell shows, when it shows one: its
+    /// collation decides how the merge compares it.
+    pub sources: Vec<Option<(String, String)>>,
+    /// The sides' columns SUM or AVG add: the gate adds them exactly as
+    /// MariaDB would only when they are numbers other than FLOAT, which is
+    /// checked when their types are known.
+    pub summed: Vec<Side>,
 }
 
 fn key_marker(n: usize) -> String {
@@ -111,63 +159,93 @@ fn sides_in(
     (!unknown).then_some(sides)
 }
 
-/// Plans a gate-side join of exactly two tables, or explains why not.
-pub(super) fn plan_join(
-    ctx: &PlanContext<'_>,
-    query: &Query,
-    select: &Select,
-    tables: [&ResolvedTable; 2],
-    conditions: &[&Expr],
-) -> PlanResult<JoinPlan> {
-    let unsupported = |what: &str| PlanError::unsupported(format!("{what} in a cross-shard join"));
-    if !matches!(select.distinct, None | Some(Distinct::All)) {
-        return Err(unsupported("DISTINCT"));
-    }
-    if select.having.is_some()
-        || !matches!(&select.group_by, GroupByExpr::Expressions(l, _) if l.is_empty())
-    {
-        return Err(unsupported("GROUP BY or HAVING"));
-    }
-    if !query.locks.is_empty() || select.into.is_some() {
-        return Err(unsupported("locking reads or INTO"));
-    }
-    // Columns each side's query selects.
-    let mut left_cols: Vec<String> = Vec::new();
-    let mut right_cols: Vec<String> = Vec::new();
-    let mut sources = Vec::new();
-    let add = |side: usize, column: &str, cols: (&mut Vec<String>, &mut Vec<String>)| {
-        let list = if side == 0 { cols.0 } else { cols.1 };
-        let text = format!("{}.{}", tables[side].refname, column);
-        match list.iter().position(|c| *c == text) {
+/// The columns each side's query selects, in order: a column or expression
+/// asked for twice is selected once.
+#[derive(Default)]
+struct SideColumns {
+    lists: [Vec<String>; 2],
+}
+
+impl SideColumns {
+    fn add(&mut self, side: usize, text: String) -> Side {
+        let list = &mut self.lists[side];
+        let index = match list.iter().position(|c| *c == text) {
             Some(i) => i,
             None => {
                 list.push(text);
                 list.len() - 1
             }
-        }
-    };
-    let mut output = Vec::new();
-    let mut names = Vec::new();
-    for item in &select.projection {
-        let (expr, alias) = match item {
-            SelectItem::UnnamedExpr(e) => (e, None),
-            SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias.value.clone())),
-            _ => return Err(unsupported("a select list with *")),
         };
-        let Some((q, column)) = column_ref(expr) else {
-            return Err(unsupported("a select item that is not a plain column"));
-        };
-        let side = side_of(ctx, &tables, q, &column)
-            .ok_or_else(|| unsupported(&format!("column {expr} of unknown table")))?;
-        let index = add(side, &column, (&mut left_cols, &mut right_cols));
-        output.push(if side == 0 {
+        if side == 0 {
             Side::Left(index)
         } else {
             Side::Right(index)
-        });
-        sources.push((tables[side].name.clone(), column.clone()));
-        names.push(alias.unwrap_or(column));
+        }
     }
+}
+
+fn unsupported(what: &str) -> PlanError {
+    PlanError::unsupported(format!("{what} in a cross-shard join"))
+}
+
+/// Whether the query needs grouping or deduplication of the joined rows.
+fn needs_merge(select: &Select) -> bool {
+    let grouped =
+        !matches!(&select.group_by, GroupByExpr::Expressions(l, m) if l.is_empty() && m.is_empty());
+    let aggregates = select.projection.iter().any(|item| match item {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+            contains_aggregate(e)
+        }
+        _ => false,
+    });
+    grouped
+        || aggregates
+        || select.having.is_some()
+        || matches!(select.distinct, Some(Distinct::Distinct))
+}
+
+/// Plans a gate-side join of exactly two tables, or explains why not.
+pub(super) fn plan_join(
+    ctx: &PlanContext<'_>,
+    sql: &str,
+    query: &Query,
+    select: &Select,
+    tables: [&ResolvedTable; 2],
+    conditions: &[&Expr],
+) -> PlanResult<JoinPlan> {
+    if !matches!(
+        select.distinct,
+        None | Some(Distinct::All) | Some(Distinct::Distinct)
+    ) {
+        return Err(unsupported("DISTINCT ON"));
+    }
+    if !query.locks.is_empty() || select.into.is_some() {
+        return Err(unsupported("locking reads or INTO"));
+    }
+    let mut cols = SideColumns::default();
+    let mut output = Vec::new();
+    let mut sources = Vec::new();
+    let mut names = Vec::new();
+    let merge = if needs_merge(select) {
+        Some(plan_merge(ctx, sql, query, select, &tables, &mut cols)?)
+    } else {
+        for item in &select.projection {
+            let (expr, alias) = match item {
+                SelectItem::UnnamedExpr(e) => (e, None),
+                SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias.value.clone())),
+                _ => return Err(unsupported("a select list with *")),
+            };
+            let Some((q, column)) = column_ref(expr) else {
+                return Err(unsupported("a select item that is not a plain column"));
+            };
+            let side = side_of(ctx, &tables, q, &column)
+                .ok_or_else(|| unsupported(&format!("column {expr} of unknown table")))?;
+            output.push(cols.add(side, format!("{}.{}", tables[side].refname, column)));
+            sources.push((tables[side].name.clone(), column.clone()));
+            names.push(alias.unwrap_or(column));
+        }
+        None
+    };
     let mut left_conds = Vec::new();
     let mut right_conds = Vec::new();
     let mut keys: Vec<(String, usize)> = Vec::new();
@@ -197,26 +275,22 @@ pub(super) fn plan_join(
                     (Some(1), Some(0)) => (cr, cl),
                     _ => return Err(unsupported(&format!("condition {cond}"))),
                 };
-                let li = add(0, &lcol, (&mut left_cols, &mut right_cols));
+                let Side::Left(li) = cols.add(0, format!("{}.{}", tables[0].refname, lcol)) else {
+                    unreachable!("side 0 is the left side");
+                };
                 let marker = key_marker(keys.len());
                 right_conds.push(format!("{}.{} = {marker}", tables[1].refname, rcol));
                 keys.push((marker, li));
             }
         }
     }
+    let [mut left_cols, mut right_cols] = cols.lists;
     if left_cols.is_empty() {
         left_cols.push("1".to_string());
     }
     if right_cols.is_empty() {
         right_cols.push("1".to_string());
     }
-    let factor = |t: &ResolvedTable| {
-        if t.refname == t.name {
-            format!("`{}`", t.name)
-        } else {
-            format!("`{}` AS `{}`", t.name, t.refname)
-        }
-    };
     let where_of = |conds: &[String]| {
         if conds.is_empty() {
             String::new()
@@ -248,9 +322,11 @@ pub(super) fn plan_join(
         right_cols.join(", "),
         factor(tables[1])
     );
-    // ORDER BY over the output columns.
+    // ORDER BY over the output columns (the merge has its own).
     let mut order_by = Vec::new();
-    if let Some(ob) = &query.order_by {
+    if merge.is_none()
+        && let Some(ob) = &query.order_by
+    {
         let OrderByKind::Expressions(list) = &ob.kind else {
             return Err(unsupported("ORDER BY ALL"));
         };
@@ -281,7 +357,11 @@ pub(super) fn plan_join(
             order_by.push(OrderKey { column, descending });
         }
     }
-    let (offset, limit) = super::select::limit_values(query)?;
+    let (offset, limit) = if merge.is_none() {
+        super::select::limit_values(query)?
+    } else {
+        (0, None)
+    };
     Ok(JoinPlan {
         keyspace: std::sync::Arc::from(tables[0].keyspace.name.as_str()),
         left_sql,
@@ -293,5 +373,374 @@ pub(super) fn plan_join(
         order_by,
         offset,
         limit,
+        merge,
     })
+}
+
+/// A table in a side's FROM: its name, and the name the query refers to it by.
+fn factor(t: &ResolvedTable) -> String {
+    if t.refname == t.name {
+        format!("`{}`", t.name)
+    } else {
+        format!("`{}` AS `{}`", t.name, t.refname)
+    }
+}
+
+/// Plans the aggregation (or deduplication) of the joined rows: the scatter
+/// rewrite of the query gives the merge and the columns it takes; each of
+/// those columns becomes a cell filled from the sides' queries, to which
+/// the values they need are added.
+fn plan_merge(
+    ctx: &PlanContext<'_>,
+    sql: &str,
+    query: &Query,
+    select: &Select,
+    tables: &[&ResolvedTable; 2],
+    cols: &mut SideColumns,
+) -> PlanResult<JoinMerge> {
+    if select.projection.iter().any(|i| {
+        !matches!(
+            i,
+            SelectItem::UnnamedExpr(_) | SelectItem::ExprWithAlias { .. }
+        )
+    }) {
+        return Err(unsupported(
+            "a select list with * and aggregates or DISTINCT",
+        ));
+    }
+    // The query over both tables with a condition matching nothing: the
+    // conditions (and any parameters in them) do not change the columns'
+    // types, and an inner join's columns are those of a cross product.
+    let empty = super::parse(&format!(
+        "SELECT 1 FROM {}, {} WHERE 1 = 0",
+        factor(tables[0]),
+        factor(tables[1])
+    ))?;
+    let Statement::Query(empty) = empty else {
+        return Err(PlanError::other("internal: the shape query did not parse"));
+    };
+    let SetExpr::Select(empty) = *empty.body else {
+        return Err(PlanError::other("internal: the shape query did not parse"));
+    };
+    let mut shape = select.clone();
+    shape.from = empty.from;
+    shape.selection = empty.selection;
+    let names = tables.map(|t| (t.refname.clone(), t.name.clone()));
+    let (shape_sql, template) = super::select::scatter_rewrite(sql, query, &shape, &names)?;
+    if shape_sql.contains(text::PARAM_MARK) {
+        return Err(unsupported(
+            "a parameter in the select list, GROUP BY, HAVING or ORDER BY",
+        ));
+    }
+    if template.star_index.is_some() || !template.from_end.is_empty() {
+        return Err(unsupported(
+            "a select list with * and aggregates or DISTINCT",
+        ));
+    }
+    // The rewritten select list: one item per merge column.
+    let Statement::Query(rewritten) = super::parse(&shape_sql)? else {
+        return Err(PlanError::other(
+            "internal: the rewritten join did not parse",
+        ));
+    };
+    let SetExpr::Select(rewritten) = *rewritten.body else {
+        return Err(PlanError::other(
+            "internal: the rewritten join did not parse",
+        ));
+    };
+    let spec = &template.spec;
+    let mut cells = Vec::with_capacity(rewritten.projection.len());
+    let mut sources = Vec::with_capacity(rewritten.projection.len());
+    let mut summed = Vec::new();
+    for (i, item) in rewritten.projection.iter().enumerate() {
+        let expr = match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+            other => return Err(unsupported(&format!("select item {other}"))),
+        };
+        let aggregate = spec
+            .aggregates
+            .iter()
+            .find(|a| a.column == i)
+            .map(|a| a.kind);
+        // A value one side computes: a column, or an expression over one
+        // table's columns (a constant goes to the left side).
+        let mut value_of = |e: &Expr| -> PlanResult<(Side, Option<(String, String)>)> {
+            let sides = sides_in(ctx, tables, e)
+                .ok_or_else(|| unsupported(&format!("{e} (a column of unknown table)")))?;
+            if sides.len() > 1 {
+                return Err(unsupported(&format!(
+                    "{e} (an expression over columns of both tables)"
+                )));
+            }
+            let side = sides.into_iter().next().unwrap_or(0);
+            let source = column_ref(e).map(|(_, c)| (tables[side].name.clone(), c));
+            Ok((cols.add(side, e.to_string()), source))
+        };
+        let computed = spec.computed.iter().any(|(c, _)| *c == i);
+        let (cell, source) = match aggregate_call(expr) {
+            // An expression the merge computes from other columns (an AVG
+            // only ORDER BY names is one: SUM / COUNT of hidden columns).
+            _ if computed => (Cell::Computed, None),
+            Some((name, false, arg)) => {
+                let expected = match name.as_str() {
+                    // AVG's COUNT is read by the AVG, not aggregated alone.
+                    "count" => {
+                        matches!(aggregate, Some(AggregateKind::Count))
+                            || aggregate.is_none()
+                                && spec
+                                    .aggregates
+                                    .iter()
+                                    .any(|a| a.kind == AggregateKind::Avg { count_column: i })
+                    }
+                    "sum" => matches!(
+                        aggregate,
+                        Some(AggregateKind::Sum | AggregateKind::Avg { .. })
+                    ),
+                    "min" => matches!(aggregate, Some(AggregateKind::Min)),
+                    "max" => matches!(aggregate, Some(AggregateKind::Max)),
+                    _ => false,
+                };
+                if !expected {
+                    return Err(unsupported(&format!("aggregate {expr}")));
+                }
+                match (name.as_str(), arg) {
+                    ("count", None) if is_count_star(expr) => (Cell::One, None),
+                    ("count", Some(arg)) => {
+                        let (side, _) = value_of(arg)?;
+                        (Cell::CountOf(side), None)
+                    }
+                    (_, Some(arg)) => {
+                        let (side, source) = value_of(arg)?;
+                        if name == "sum" {
+                            summed.push(side);
+                        }
+                        (Cell::Value(side), source)
+                    }
+                    _ => return Err(unsupported(&format!("aggregate {expr}"))),
+                }
+            }
+            Some(_) => return Err(unsupported(&format!("aggregate {expr}"))),
+            None if contains_aggregate(expr) => return Err(unsupported(&format!("{expr}"))),
+            None => {
+                // A value (a group key, a COUNT/SUM(DISTINCT) argument): it
+                // must be one an aggregate takes raw, or no aggregate's.
+                match aggregate {
+                    None => {}
+                    Some(AggregateKind::CountDistinct) => {}
+                    Some(AggregateKind::SumDistinct) => {}
+                    Some(_) => return Err(unsupported(&format!("aggregate {expr}"))),
+                }
+                let (side, source) = value_of(expr)?;
+                if aggregate == Some(AggregateKind::SumDistinct) {
+                    summed.push(side);
+                }
+                (Cell::Value(side), source)
+            }
+        };
+        cells.push(cell);
+        sources.push(source);
+    }
+    if cells.len() != spec.visible_columns + template.hidden {
+        return Err(PlanError::other(format!(
+            "internal: a join merge of {} columns for {} cells",
+            spec.visible_columns + template.hidden,
+            cells.len()
+        )));
+    }
+    Ok(JoinMerge {
+        shape_sql,
+        cells,
+        template,
+        sources,
+        summed,
+    })
+}
+
+/// Whether an aggregate call is `COUNT(*)` (not COUNT of several arguments).
+fn is_count_star(expr: &Expr) -> bool {
+    let Expr::Function(f) = expr else {
+        return false;
+    };
+    match &f.args {
+        FunctionArguments::List(list) => {
+            list.duplicate_treatment.is_none()
+                && matches!(
+                    list.args.as_slice(),
+                    [sqlparser::ast::FunctionArg::Unnamed(
+                        FunctionArgExpr::Wildcard
+                    )]
+                )
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Plan, plan};
+
+    fn planned(sql: &str) -> PlanResult<Plan> {
+        let table = crate::plan::tests::routing();
+        let ctx = PlanContext {
+            routing: &table,
+            keyspace: Some("ks"),
+            schema: None,
+        };
+        plan(&ctx, sql)
+    }
+
+    fn join(sql: &str) -> JoinPlan {
+        match planned(sql) {
+            Ok(Plan::Join(j)) => *j,
+            other => panic!("{sql}: not a join: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn plain_columns_keep_the_simple_join() {
+        let j = join(
+            "SELECT c.id, o.id FROM customer c JOIN orders o ON c.name = o.sku ORDER BY o.id LIMIT 2",
+        );
+        assert!(j.merge.is_none());
+        assert_eq!(j.output, vec![Side::Left(0), Side::Right(0)]);
+        assert_eq!(j.limit, Some(2));
+        assert_eq!(j.left_sql, "SELECT c.id, c.name FROM `customer` AS `c`");
+    }
+
+    #[test]
+    fn aggregates_read_raw_values_from_each_side() {
+        let j = join(
+            "SELECT c.name, COUNT(*), SUM(o.qty), AVG(o.price), COUNT(o.id) FROM customer c \
+             JOIN orders o ON c.name = o.sku WHERE o.qty > 2 GROUP BY c.name \
+             HAVING COUNT(*) > 1 ORDER BY 2 DESC LIMIT 3",
+        );
+        let m = j.merge.expect("a merge of the joined rows");
+        // name, COUNT(*), SUM(qty), SUM(price) for AVG, COUNT(id), then
+        // AVG's hidden COUNT(price).
+        assert_eq!(
+            m.cells,
+            vec![
+                Cell::Value(Side::Left(0)),
+                Cell::One,
+                Cell::Value(Side::Right(0)),
+                Cell::Value(Side::Right(1)),
+                Cell::CountOf(Side::Right(2)),
+                Cell::CountOf(Side::Right(1)),
+            ]
+        );
+        assert_eq!(j.left_sql, "SELECT c.name FROM `customer` AS `c`");
+        assert_eq!(
+            j.right_sql,
+            format!(
+                "SELECT o.qty, o.price, o.id FROM `orders` AS `o` WHERE (o.sku = {}) AND (o.qty > 2)",
+                key_marker(0)
+            )
+        );
+        assert_eq!(m.summed, vec![Side::Right(0), Side::Right(1)]);
+        assert_eq!(
+            m.sources[0],
+            Some(("customer".to_string(), "name".to_string()))
+        );
+        let spec = &m.template.spec;
+        assert!(spec.aggregate);
+        assert_eq!(spec.group_by, vec![0]);
+        assert!(spec.having.is_some());
+        assert_eq!(spec.visible_columns, 5);
+        assert_eq!((spec.offset, spec.limit), (0, Some(3)));
+        assert_eq!(
+            spec.order_by,
+            vec![OrderKey {
+                column: 1,
+                descending: true
+            }]
+        );
+        // The columns' shape: both tables, no row, the query's own items.
+        assert!(
+            m.shape_sql.starts_with("SELECT c.name, COUNT(*), SUM(o.qty), SUM(o.price) AS `AVG(o.price)`, COUNT(o.id), COUNT(o.price) FROM `customer` AS `c`, `orders` AS `o` WHERE 1 = 0 GROUP BY c.name"),
+            "{}",
+            m.shape_sql
+        );
+    }
+
+    #[test]
+    fn distinct_without_aggregates_deduplicates_in_the_merge() {
+        let j = join("SELECT DISTINCT c.city FROM customer c JOIN orders o ON c.name = o.sku");
+        let m = j.merge.expect("a merge");
+        assert!(m.template.spec.distinct && !m.template.spec.aggregate);
+        assert_eq!(m.cells, vec![Cell::Value(Side::Left(0))]);
+        // COUNT(DISTINCT x) takes x raw.
+        let j = join("SELECT COUNT(DISTINCT o.sku) FROM customer c JOIN orders o ON c.id = o.qty");
+        let m = j.merge.expect("a merge");
+        assert_eq!(m.cells, vec![Cell::Value(Side::Right(0))]);
+        assert_eq!(
+            m.template.spec.aggregates[0].kind,
+            AggregateKind::CountDistinct
+        );
+    }
+
+    #[test]
+    fn expressions_of_one_side_are_computed_by_that_side() {
+        let j = join(
+            "SELECT YEAR(c.created) AS y, SUM(o.qty * o.price) + 1 FROM customer c \
+             JOIN orders o ON c.name = o.sku GROUP BY YEAR(c.created)",
+        );
+        let m = j.merge.expect("a merge");
+        assert_eq!(m.cells[0], Cell::Value(Side::Left(0)));
+        assert_eq!(m.cells[1], Cell::Computed);
+        assert!(j.left_sql.starts_with("SELECT YEAR(c.created), c.name"));
+        assert!(j.right_sql.contains("o.qty * o.price"), "{}", j.right_sql);
+        // AVG named only by ORDER BY: the merge divides hidden SUM and COUNT.
+        let j = join(
+            "SELECT o.qty, COUNT(*) FROM customer c JOIN orders o ON c.name = o.sku \
+             GROUP BY o.qty ORDER BY AVG(c.balance)",
+        );
+        let m = j.merge.expect("a merge");
+        assert!(m.cells.contains(&Cell::Computed), "{:?}", m.cells);
+        assert!(
+            m.cells.contains(&Cell::CountOf(Side::Left(0))),
+            "{:?}",
+            m.cells
+        );
+    }
+
+    #[test]
+    fn what_the_merge_cannot_do_is_refused() {
+        for sql in [
+            "SELECT SUM(c.id + o.qty) FROM customer c JOIN orders o ON c.name = o.sku",
+            "SELECT COUNT(*) FROM customer c JOIN orders o ON c.name = o.sku GROUP BY CONCAT(c.id, o.id)",
+            "SELECT DISTINCT * FROM customer c JOIN orders o ON c.name = o.sku",
+            "SELECT GROUP_CONCAT(o.sku) FROM customer c JOIN orders o ON c.name = o.sku",
+            "SELECT COUNT(*) FROM customer c JOIN orders o ON c.name = o.sku GROUP BY c.id WITH ROLLUP",
+            "SELECT c.id, COUNT(*) FROM customer c JOIN orders o ON c.name = o.sku GROUP BY c.id ORDER BY ?",
+        ] {
+            let e = planned(sql).expect_err(sql);
+            assert_eq!(
+                (e.code, e.sqlstate),
+                (1235, "42000"),
+                "{sql}: {}",
+                e.message
+            );
+        }
+        let e = planned("SELECT SUM(c.id + o.qty) FROM customer c JOIN orders o ON c.name = o.sku")
+            .unwrap_err();
+        assert!(e.message.contains("both tables"), "{}", e.message);
+    }
+
+    #[test]
+    fn vexplain_shows_the_merge_of_joined_rows() {
+        let p = planned(
+            "VEXPLAIN SELECT o.sku, COUNT(*) FROM customer c JOIN orders o ON c.name = o.sku GROUP BY o.sku",
+        )
+        .unwrap();
+        let text = p.explain();
+        assert!(
+            text.contains("joined rows merged in gate: aggregate (1 aggregates, group by [0])"),
+            "{text}"
+        );
+        assert!(
+            text.contains("columns from: SELECT o.sku, COUNT(*) FROM"),
+            "{text}"
+        );
+    }
 }

@@ -347,11 +347,19 @@ impl Plan {
             } => format!("Sequence {keyspace}.{table}"),
             Plan::VExplain(p) => p.explain(),
             Plan::Join(j) => format!(
-                "Join in the gate (nested loop on {} key(s)) on keyspace {}\n  left: {}\n  right, per left key: {}",
+                "Join in the gate (nested loop on {} key(s)) on keyspace {}\n  left: {}\n  right, per left key: {}{}",
                 j.keys.len(),
                 j.keyspace,
                 j.left_sql,
-                j.right_sql.replace('\u{3}', "")
+                j.right_sql.replace('\u{3}', ""),
+                j.merge
+                    .as_ref()
+                    .map(|m| format!(
+                        "\n  joined rows merged in gate: {}\n  columns from: {}",
+                        describe_merge(&m.template.spec),
+                        m.shape_sql
+                    ))
+                    .unwrap_or_default()
             ),
             Plan::Pullout { subqueries, outer } => format!(
                 "Subqueries evaluated first by the gate:\n{}\n  then: {}",

@@ -589,7 +589,7 @@ fn plan_select(
             && !contains_subquery(select)
         {
             let pair = [&from[0].table, &from[1].table];
-            return super::join::plan_join(ctx, query, select, pair, &conditions)
+            return super::join::plan_join(ctx, sql, query, select, pair, &conditions)
                 .map(|j| Plan::Join(Box::new(j)));
         }
         return Err(not_colocated);
@@ -859,7 +859,7 @@ fn quote_ident(name: &str) -> String {
 }
 
 /// An aggregate call: (function, distinct, argument; None for `*`).
-fn aggregate_call(expr: &Expr) -> Option<(String, bool, Option<&Expr>)> {
+pub(super) fn aggregate_call(expr: &Expr) -> Option<(String, bool, Option<&Expr>)> {
     let Expr::Function(f) = expr else {
         return None;
     };
@@ -885,7 +885,7 @@ fn aggregate_call(expr: &Expr) -> Option<(String, bool, Option<&Expr>)> {
 }
 
 /// Whether an expression holds an aggregate anywhere below its top.
-fn contains_aggregate(expr: &Expr) -> bool {
+pub(super) fn contains_aggregate(expr: &Expr) -> bool {
     let mut found = false;
     let _ = visit_expressions(expr, |e| {
         if aggregate_call(e).is_some() {
@@ -969,7 +969,7 @@ struct ShardColumn {
 
 /// Rewrites a scatter SELECT into the query each shard runs and the merge
 /// of their answers.
-fn scatter_rewrite(
+pub(super) fn scatter_rewrite(
     sql: &str,
     query: &Query,
     select: &Select,

@@ -586,14 +586,15 @@ impl Session {
     }
 
     /// A join the gate does itself: the left rows, then the right rows
-    /// matching each distinct key, assembled, sorted and limited.
+    /// matching each distinct key, assembled, then aggregated, sorted and
+    /// limited.
     async fn run_join(
         &mut self,
         join: &plan::join::JoinPlan,
         params: &[OwnedValue],
         binary: bool,
     ) -> Result<(), End> {
-        use plan::join::Side;
+        use plan::join::{Cell, Side};
         /// Distinct keys the gate looks up one by one before refusing.
         const MAX_LOOKUPS: usize = 10_000;
         let (Ok(left_sql), Ok(right_sql), Ok(shape_sql)) = (
@@ -605,6 +606,15 @@ impl Session {
                 .send_gate_error(1210, "HY000", "a parameter was not bound")
                 .await;
         };
+        // The merged columns' definitions, from one shard, before any row is
+        // read (a query the shards refuse fails before the join's work).
+        let merged_columns = match &join.merge {
+            Some(m) => match self.join_merge_columns(&join.keyspace, m, params).await {
+                Ok(columns) => Some(columns),
+                Err(()) => return Ok(()),
+            },
+            None => None,
+        };
         let Ok(left) = Box::pin(self.query_rows(&left_sql)).await else {
             return Ok(());
         };
@@ -614,6 +624,10 @@ impl Session {
         let mut right_columns = shape.columns;
         let mut cache: HashMap<Row, Vec<Row>> = HashMap::new();
         let mut out_rows: Vec<Vec<Option<Vec<u8>>>> = Vec::new();
+        let value = |side: &Side, lrow: &Row, rrow: &Row| match side {
+            Side::Left(i) => lrow.get(*i).cloned().flatten(),
+            Side::Right(i) => rrow.get(*i).cloned().flatten(),
+        };
         for lrow in &left.rows {
             let key: Vec<Option<Vec<u8>>> = join
                 .keys
@@ -651,24 +665,80 @@ impl Session {
                 cache.insert(key.clone(), rows.rows);
             }
             for rrow in &cache[&key] {
-                out_rows.push(
-                    join.output
+                out_rows.push(match &join.merge {
+                    // One row standing for a group of one (see plan::join).
+                    Some(m) => m
+                        .cells
                         .iter()
-                        .map(|side| match side {
-                            Side::Left(i) => lrow.get(*i).cloned().flatten(),
-                            Side::Right(i) => rrow.get(*i).cloned().flatten(),
+                        .map(|cell| match cell {
+                            Cell::Value(side) => value(side, lrow, rrow),
+                            Cell::One => Some(b"1".to_vec()),
+                            Cell::CountOf(side) => value(side, lrow, rrow).map(|_| b"1".to_vec()),
+                            Cell::Computed => None,
                         })
                         .collect(),
-                );
+                    None => join
+                        .output
+                        .iter()
+                        .map(|side| value(side, lrow, rrow))
+                        .collect(),
+                });
             }
+        }
+        let side_column = |side: &Side| match side {
+            Side::Left(i) => left.columns.get(*i).cloned(),
+            Side::Right(i) => right_columns.get(*i).cloned(),
+        };
+        if let (Some(m), Some(columns)) = (&join.merge, merged_columns) {
+            // SUM and AVG add the values a side returned as text: exact for
+            // integers and decimals, refused for DOUBLE sums that round; a
+            // FLOAT prints fewer digits than the double MariaDB adds. With
+            // no joined row nothing is added (and a side that ran on no
+            // shard has no columns to look at).
+            let summed = if out_rows.is_empty() {
+                &[][..]
+            } else {
+                &m.summed[..]
+            };
+            for side in summed {
+                let column = side_column(side);
+                let addable = column.as_ref().is_some_and(|c| {
+                    is_numeric_column(c)
+                        && c.column_type != tessera_wire::ColumnType::MYSQL_TYPE_FLOAT
+                });
+                if !addable {
+                    let message = format!(
+                        "This version of Tessera doesn't yet support 'SUM or AVG of the {} column `{}` in a cross-shard join'",
+                        column
+                            .as_ref()
+                            .map_or("unknown".to_string(), |c| format!("{:?}", c.column_type)),
+                        column.as_ref().map_or("?", |c| c.name.as_str())
+                    );
+                    return self.send_gate_error(1235, "42000", &message).await;
+                }
+            }
+            let spec = match m.template.resolve_with(columns.len(), params) {
+                Ok(spec) => spec,
+                Err(e) => return self.send_plan_error(e).await,
+            };
+            let collations = self.join_collations(&join.keyspace, &m.sources);
+            let rows = Rows {
+                columns,
+                rows: out_rows,
+            };
+            let result = match merge::merge_raw_rows(&spec, &collations, rows) {
+                Ok(r) => r,
+                Err(e) => {
+                    let (code, state) = e.mysql_code();
+                    return self.send_gate_error(code, state, &e.to_string()).await;
+                }
+            };
+            return self.write_rows(&result.columns, &result.rows, binary).await;
         }
         let columns: Vec<ColumnSpec> = join
             .output
             .iter()
-            .map(|side| match side {
-                Side::Left(i) => left.columns.get(*i).cloned(),
-                Side::Right(i) => right_columns.get(*i).cloned(),
-            })
+            .map(side_column)
             .map(|c| c.unwrap_or_else(|| ColumnSpec::varchar("?")))
             .collect();
         let mut result = Rows {
@@ -683,15 +753,9 @@ impl Session {
                 visible_columns: join.output.len(),
                 ..Default::default()
             };
-            let collations: Vec<Option<u16>> = join
-                .sources
-                .iter()
-                .map(|(table, column)| {
-                    let schema = self.shared.schema.table(&join.keyspace, table)?;
-                    let collation = schema.column(column)?.collation.clone()?;
-                    merge::collation_id(&collation)
-                })
-                .collect();
+            let sources: Vec<Option<(String, String)>> =
+                join.sources.iter().cloned().map(Some).collect();
+            let collations = self.join_collations(&join.keyspace, &sources);
             result = match merge::merge_with_collations(&spec, &collations, vec![result]) {
                 Ok(r) => r,
                 Err(e) => {
@@ -701,6 +765,70 @@ impl Session {
             };
         }
         self.write_rows(&result.columns, &result.rows, binary).await
+    }
+
+    /// The declared collation of each (table, column) of a join's result.
+    fn join_collations(
+        &self,
+        keyspace: &str,
+        sources: &[Option<(String, String)>],
+    ) -> Vec<Option<u16>> {
+        sources
+            .iter()
+            .map(|source| {
+                let (table, column) = source.as_ref()?;
+                let schema = self.shared.schema.table(keyspace, table)?;
+                let collation = schema.column(column)?.collation.clone()?;
+                merge::collation_id(&collation)
+            })
+            .collect()
+    }
+
+    /// The columns a join's merge takes: its scatter query over both tables,
+    /// matching nothing, on one shard. Err when the client was told why not.
+    async fn join_merge_columns(
+        &mut self,
+        keyspace: &Arc<str>,
+        merge: &plan::join::JoinMerge,
+        params: &[OwnedValue],
+    ) -> Result<Vec<ColumnSpec>, ()> {
+        let Ok(sql) = plan::interpolate(&merge.shape_sql, params) else {
+            let _ = self
+                .send_gate_error(1210, "HY000", "a parameter was not bound")
+                .await;
+            return Err(());
+        };
+        let shard = self
+            .keyspace_vschema(keyspace)
+            .and_then(|v| v.shards.first().map(|(s, _)| s.clone()));
+        let Some(shard) = shard else {
+            let _ = self
+                .send_gate_error(1105, "HY000", "keyspace has no shards")
+                .await;
+            return Err(());
+        };
+        let ty = self.tablet_type();
+        let results = self.run_on_shards(keyspace, &[(shard, sql)], ty).await?;
+        let columns = results
+            .into_iter()
+            .next()
+            .map(|r| r.specs)
+            .unwrap_or_default();
+        if columns.len() != merge.cells.len() {
+            let _ = self
+                .send_gate_error(
+                    1105,
+                    "HY000",
+                    &format!(
+                        "internal: the join's merge expects {} columns, the shard returned {}",
+                        merge.cells.len(),
+                        columns.len()
+                    ),
+                )
+                .await;
+            return Err(());
+        }
+        Ok(columns)
     }
 
     /// Evaluates a query's uncorrelated subqueries, writes their answers in,
@@ -1147,6 +1275,22 @@ impl Session {
                 )
             })
             .collect();
+        if parts.len() == 1 && !with_lookups && !self.sharded_tx && first_id.is_none() {
+            // One shard whose answer is the client's: sent as a one-shard
+            // route is, so that a primary change is buffered and an answer
+            // lost with its primary is settled by the write's marker.
+            let (shard, sql) = parts.into_iter().next().expect("one part");
+            self.route_override = Some((insert.keyspace.clone(), shard, self.tablet_type()));
+            let result = self
+                .forward(
+                    Request::Query(sql.as_bytes()),
+                    Flags::default(),
+                    StatementKind::Insert,
+                )
+                .await;
+            self.route_override = None;
+            return result;
+        }
         let results = if with_lookups {
             self.run_insert_with_lookups(insert, &vschema, &entries, &parts)
                 .await
