@@ -127,3 +127,10 @@ SELECT e.kind, MAX(c.balance) FROM event e, customer c WHERE e.n = c.score AND c
 SELECT o.qty, COUNT(*) FROM customer c JOIN orders o ON c.score = o.qty GROUP BY o.qty ORDER BY AVG(c.balance), o.qty
 
 SELECT o.qty, COUNT(*) FROM customer c JOIN orders o ON c.score = o.qty GROUP BY o.qty HAVING AVG(c.balance) > 2000
+
+-- over no joined row, constants keep their values
+SELECT 'all' AS label, 7, COUNT(*), SUM(c.score), c.name, COUNT(e.n) + 1, AVG(e.n) FROM customer c JOIN event e ON c.score = e.n WHERE c.score > 1000
+
+SELECT 'all', COUNT(*) FROM customer c JOIN event e ON c.score = e.n WHERE c.score > 1000 GROUP BY e.kind
+
+SELECT COUNT(*) FROM customer c JOIN event e ON c.score = e.n WHERE c.score > 1000 HAVING COUNT(*) = 0

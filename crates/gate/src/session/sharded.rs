@@ -608,9 +608,9 @@ impl Session {
         };
         // The merged columns' definitions, from one shard, before any row is
         // read (a query the shards refuse fails before the join's work).
-        let merged_columns = match &join.merge {
-            Some(m) => match self.join_merge_columns(&join.keyspace, m, params).await {
-                Ok(columns) => Some(columns),
+        let shape_rows = match &join.merge {
+            Some(m) => match self.join_merge_shape(&join.keyspace, m, params).await {
+                Ok(rows) => Some(rows),
                 Err(()) => return Ok(()),
             },
             None => None,
@@ -689,7 +689,7 @@ impl Session {
             Side::Left(i) => left.columns.get(*i).cloned(),
             Side::Right(i) => right_columns.get(*i).cloned(),
         };
-        if let (Some(m), Some(columns)) = (&join.merge, merged_columns) {
+        if let (Some(m), Some(shape_rows)) = (&join.merge, shape_rows) {
             // SUM and AVG add the values a side returned as text: exact for
             // integers and decimals, refused for DOUBLE sums that round; a
             // FLOAT prints fewer digits than the double MariaDB adds. With
@@ -717,16 +717,25 @@ impl Session {
                     return self.send_gate_error(1235, "42000", &message).await;
                 }
             }
-            let spec = match m.template.resolve_with(columns.len(), params) {
+            let spec = match m.template.resolve_with(shape_rows.columns.len(), params) {
                 Ok(spec) => spec,
                 Err(e) => return self.send_plan_error(e).await,
             };
             let collations = self.join_collations(&join.keyspace, &m.sources);
-            let rows = Rows {
-                columns,
-                rows: out_rows,
+            let merged = if out_rows.is_empty() {
+                // No joined row: the shape query's own answer is one server's
+                // over no row (one row of COUNT 0, NULL sums and the select
+                // list's constants without GROUP BY; none with it), merged
+                // as a shard's partial answer would be.
+                merge::merge_with_collations(&spec, &collations, vec![shape_rows])
+            } else {
+                let rows = Rows {
+                    columns: shape_rows.columns,
+                    rows: out_rows,
+                };
+                merge::merge_raw_rows(&spec, &collations, rows)
             };
-            let result = match merge::merge_raw_rows(&spec, &collations, rows) {
+            let result = match merged {
                 Ok(r) => r,
                 Err(e) => {
                     let (code, state) = e.mysql_code();
@@ -785,13 +794,14 @@ impl Session {
     }
 
     /// The columns a join's merge takes: its scatter query over both tables,
-    /// matching nothing, on one shard. Err when the client was told why not.
-    async fn join_merge_columns(
+    /// matching nothing, on one shard (with its answer over no row). Err
+    /// when the client was told why not.
+    async fn join_merge_shape(
         &mut self,
         keyspace: &Arc<str>,
         merge: &plan::join::JoinMerge,
         params: &[OwnedValue],
-    ) -> Result<Vec<ColumnSpec>, ()> {
+    ) -> Result<Rows, ()> {
         let Ok(sql) = plan::interpolate(&merge.shape_sql, params) else {
             let _ = self
                 .send_gate_error(1210, "HY000", "a parameter was not bound")
@@ -809,12 +819,12 @@ impl Session {
         };
         let ty = self.tablet_type();
         let results = self.run_on_shards(keyspace, &[(shard, sql)], ty).await?;
-        let columns = results
+        let shape: Rows = results
             .into_iter()
             .next()
-            .map(|r| r.specs)
+            .map(Rows::from)
             .unwrap_or_default();
-        if columns.len() != merge.cells.len() {
+        if shape.columns.len() != merge.cells.len() {
             let _ = self
                 .send_gate_error(
                     1105,
@@ -822,13 +832,13 @@ impl Session {
                     &format!(
                         "internal: the join's merge expects {} columns, the shard returned {}",
                         merge.cells.len(),
-                        columns.len()
+                        shape.columns.len()
                     ),
                 )
                 .await;
             return Err(());
         }
-        Ok(columns)
+        Ok(shape)
     }
 
     /// Evaluates a query's uncorrelated subqueries, writes their answers in,
