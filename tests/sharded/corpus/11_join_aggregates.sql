@@ -134,3 +134,6 @@ SELECT 'all' AS label, 7, COUNT(*), SUM(c.score), c.name, COUNT(e.n) + 1, AVG(e.
 SELECT 'all', COUNT(*) FROM customer c JOIN event e ON c.score = e.n WHERE c.score > 1000 GROUP BY e.kind
 
 SELECT COUNT(*) FROM customer c JOIN event e ON c.score = e.n WHERE c.score > 1000 HAVING COUNT(*) = 0
+
+-- plain columns of a gate-side join: an alias names the column
+SELECT c.id AS who, e.kind AS k, e.id FROM customer c JOIN event e ON c.id = e.id

@@ -56,6 +56,8 @@ pub struct JoinPlan {
     pub output: Vec<Side>,
     /// The (table, column) of each output column, for its collation.
     pub sources: Vec<(String, String)>,
+    /// The alias each output column was given, which names it.
+    pub aliases: Vec<Option<String>>,
     pub order_by: Vec<OrderKey>,
     pub offset: u64,
     pub limit: Option<u64>,
@@ -226,6 +228,7 @@ pub(super) fn plan_join(
     let mut output = Vec::new();
     let mut sources = Vec::new();
     let mut names = Vec::new();
+    let mut aliases = Vec::new();
     let merge = if needs_merge(select) {
         Some(plan_merge(ctx, sql, query, select, &tables, &mut cols)?)
     } else {
@@ -242,6 +245,7 @@ pub(super) fn plan_join(
                 .ok_or_else(|| unsupported(&format!("column {expr} of unknown table")))?;
             output.push(cols.add(side, format!("{}.{}", tables[side].refname, column)));
             sources.push((tables[side].name.clone(), column.clone()));
+            aliases.push(alias.clone());
             names.push(alias.unwrap_or(column));
         }
         None
@@ -370,6 +374,7 @@ pub(super) fn plan_join(
         keys,
         output,
         sources,
+        aliases,
         order_by,
         offset,
         limit,
@@ -605,6 +610,9 @@ mod tests {
         assert!(j.merge.is_none());
         assert_eq!(j.output, vec![Side::Left(0), Side::Right(0)]);
         assert_eq!(j.limit, Some(2));
+        assert_eq!(j.aliases, vec![None, None]);
+        let j = join("SELECT c.id AS who, o.id FROM customer c JOIN orders o ON c.name = o.sku");
+        assert_eq!(j.aliases, vec![Some("who".to_string()), None]);
         assert_eq!(j.left_sql, "SELECT c.id, c.name FROM `customer` AS `c`");
     }
 
@@ -702,6 +710,18 @@ mod tests {
             "{:?}",
             m.cells
         );
+    }
+
+    #[test]
+    fn parameters_of_conditions_and_limit_wait_for_execution() {
+        let j = join(
+            "SELECT o.sku, COUNT(*) FROM customer c JOIN orders o ON c.name = o.sku \
+             WHERE c.id > ? GROUP BY o.sku ORDER BY 2 LIMIT ?",
+        );
+        let m = j.merge.expect("a merge");
+        assert!(j.left_sql.contains(text::PARAM_MARK), "{}", j.left_sql);
+        assert!(!m.shape_sql.contains(text::PARAM_MARK), "{}", m.shape_sql);
+        assert_eq!(m.template.limit_params, (None, Some(1)));
     }
 
     #[test]

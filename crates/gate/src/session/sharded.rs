@@ -747,8 +747,15 @@ impl Session {
         let columns: Vec<ColumnSpec> = join
             .output
             .iter()
-            .map(side_column)
-            .map(|c| c.unwrap_or_else(|| ColumnSpec::varchar("?")))
+            .zip(&join.aliases)
+            .map(|(side, alias)| {
+                let mut column = side_column(side).unwrap_or_else(|| ColumnSpec::varchar("?"));
+                // The side's query selects the bare column: an alias names it.
+                if let Some(alias) = alias {
+                    column.name = alias.clone();
+                }
+                column
+            })
             .collect();
         let mut result = Rows {
             columns,
