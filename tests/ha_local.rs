@@ -28,12 +28,18 @@ struct WriterLog {
     max_gap: Duration,
 }
 
-async fn writer(port: u16, stop: Arc<AtomicBool>, started: Instant, first_id: u64) -> WriterLog {
+async fn writer(
+    port: u16,
+    db: &'static str,
+    stop: Arc<AtomicBool>,
+    started: Instant,
+    first_id: u64,
+) -> WriterLog {
     let opts = OptsBuilder::default()
         .ip_or_hostname("127.0.0.1")
         .tcp_port(port)
         .user(Some("user"))
-        .db_name(Some("commerce"))
+        .db_name(Some(db))
         .prefer_socket(false);
     let mut log = WriterLog::default();
     let mut conn: Option<Conn> = None;
@@ -169,13 +175,13 @@ fn primary_uid(c: &LocalCluster) -> u16 {
     line[6..16].parse().unwrap()
 }
 
-async fn check_all_acked_present(c: &LocalCluster, log: &WriterLog) {
+async fn check_all_acked_present(c: &LocalCluster, db: &str, log: &WriterLog) {
     let mut conn = Conn::new(
         OptsBuilder::default()
             .ip_or_hostname("127.0.0.1")
             .tcp_port(c.ports.gate)
             .user(Some("user"))
-            .db_name(Some("commerce"))
+            .db_name(Some(db))
             .prefer_socket(false),
     )
     .await
@@ -241,7 +247,7 @@ tablets = [
         monitors.push((uid, monitor_conn(c, uid).await));
     }
     let watching = tokio::spawn(watch_writable(monitors, stop.clone(), started));
-    let writing = tokio::spawn(writer(c.ports.gate, stop.clone(), started, 0));
+    let writing = tokio::spawn(writer(c.ports.gate, "commerce", stop.clone(), started, 0));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let reparents = 20;
     let mut durations = Vec::new();
@@ -291,7 +297,7 @@ tablets = [
         log.errors.iter().take(5).collect::<Vec<_>>()
     );
     assert!(log.acked.len() > 100, "the writer kept writing");
-    check_all_acked_present(c, &log).await;
+    check_all_acked_present(c, "commerce", &log).await;
     // Every old primary replicates from the last primary now.
     let primary = primary_uid(c);
     assert!(
@@ -335,7 +341,13 @@ tablets = [
     let primary = primary_uid(c);
     let started = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
-    let writing = tokio::spawn(writer(c.ports.gate, stop.clone(), started, 1_000_000_000));
+    let writing = tokio::spawn(writer(
+        c.ports.gate,
+        "commerce",
+        stop.clone(),
+        started,
+        1_000_000_000,
+    ));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let tablet_dir = c
         .data_dir
@@ -359,7 +371,7 @@ tablets = [
     );
     let resolved = gate_counter(c, "marked_writes_resolved").await;
     println!("writes in flight settled by their marker: {resolved}");
-    check_all_acked_present(c, &log).await;
+    check_all_acked_present(c, "commerce", &log).await;
     // The write in flight when mysqld died was settled from its marker on
     // the restarted primary (OK if it committed, run again if not): a
     // replay of a committed insert would show as a duplicate-key error.
@@ -372,5 +384,109 @@ tablets = [
     assert!(
         log.max_gap < Duration::from_secs(10),
         "writes resumed within the buffer window"
+    );
+}
+
+/// The same crash on one shard of a sharded semi_sync keyspace: inserts
+/// routed by the `hash` vindex to both shards keep flowing, those for the
+/// crashed shard wait for it, and none fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharded_primary_crash_under_write_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sharded.toml");
+    std::fs::write(
+        &config,
+        r#"cell = "zone1"
+[[keyspace]]
+name = "customer"
+sharded = true
+durability = "semi_sync"
+[[keyspace.shard]]
+name = "-80"
+tablets = [
+  { uid = 100, type = "primary" },
+  { uid = 101, type = "replica" },
+  { uid = 102, type = "replica" },
+]
+[[keyspace.shard]]
+name = "80-"
+tablets = [
+  { uid = 103, type = "primary" },
+  { uid = 104, type = "replica" },
+  { uid = 105, type = "replica" },
+]
+"#,
+    )
+    .unwrap();
+    let vschema = dir.path().join("vschema.json");
+    std::fs::write(
+        &vschema,
+        r#"{"sharded": true, "vindexes": {"hash": {"type": "hash"}},
+            "tables": {"ha_log": {"column_vindexes": [{"column": "id", "name": "hash"}]}}}"#,
+    )
+    .unwrap();
+    let cluster = tokio::task::spawn_blocking({
+        let data = dir.path().join("data");
+        move || {
+            LocalCluster::start_with(
+                &data,
+                Ports::pick_for(6),
+                &["--config", config.to_str().unwrap()],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    let c = &cluster;
+    tokio::task::block_in_place(|| {
+        ctl(
+            c,
+            &[
+                "apply-vschema",
+                "--vschema-file",
+                vschema.to_str().unwrap(),
+                "customer",
+            ],
+        );
+        c.mariadb_ok(
+            "customer",
+            "CREATE TABLE ha_log (id BIGINT PRIMARY KEY, at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6))",
+        )
+    });
+
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writing = tokio::spawn(writer(c.ports.gate, "customer", stop.clone(), started, 0));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let tablet_dir = c.data_dir.join("tablets").join("zone1-0000000100");
+    let pid = common::mariadbd_pids_under(&tablet_dir)[0];
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let killed_at = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    stop.store(true, Ordering::Relaxed);
+    let log = writing.await.unwrap();
+    let resolved = gate_counter(c, "marked_writes_resolved").await;
+    println!(
+        "kill -9 of shard -80's primary mysqld at {killed_at:?}: {} writes acknowledged, longest write pause {:?}, \
+         client errors {:?}, writes settled by their marker {resolved}",
+        log.acked.len(),
+        log.max_gap,
+        log.errors.iter().take(5).collect::<Vec<_>>()
+    );
+    check_all_acked_present(c, "customer", &log).await;
+    assert!(
+        log.errors.is_empty(),
+        "{} writes failed, first: {:?}",
+        log.errors.len(),
+        log.errors.iter().take(5).collect::<Vec<_>>()
+    );
+    assert!(
+        log.acked.len() > 100,
+        "the writer kept writing: {}",
+        log.acked.len()
     );
 }
