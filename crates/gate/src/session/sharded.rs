@@ -1308,22 +1308,6 @@ impl Session {
             self.route_override = None;
             return result;
         }
-        if parts.len() == 1 && !with_lookups && !self.sharded_tx && first_id.is_none() {
-            // One shard whose answer is the client's: sent as a one-shard
-            // route is, so that a primary change is buffered and an answer
-            // lost with its primary is settled by the write's marker.
-            let (shard, sql) = parts.into_iter().next().expect("one part");
-            self.route_override = Some((insert.keyspace.clone(), shard, self.tablet_type()));
-            let result = self
-                .forward(
-                    Request::Query(sql.as_bytes()),
-                    Flags::default(),
-                    StatementKind::Insert,
-                )
-                .await;
-            self.route_override = None;
-            return result;
-        }
         let results = if with_lookups {
             self.run_insert_with_lookups(insert, &vschema, &entries, &parts)
                 .await
