@@ -137,3 +137,6 @@ SELECT COUNT(*) FROM customer c JOIN event e ON c.score = e.n WHERE c.score > 10
 
 -- plain columns of a gate-side join: an alias names the column
 SELECT c.id AS who, e.kind AS k, e.id FROM customer c JOIN event e ON c.id = e.id
+
+-- HAVING with an aggregate and no GROUP BY: one group
+SELECT e.kind FROM customer c JOIN event e ON c.score = e.n WHERE e.kind = 'click' HAVING COUNT(*) > 0

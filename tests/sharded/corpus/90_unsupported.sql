@@ -34,6 +34,10 @@ SELECT c.name, e.kind, COUNT(*) FROM customer c JOIN event e ON c.score = e.n GR
 -- error 1235
 SELECT DISTINCT * FROM customer c JOIN event e ON c.score = e.n
 
+-- HAVING filtering rows of a join that does not aggregate
+-- error 1235
+SELECT e.kind FROM customer c JOIN event e ON c.score = e.n HAVING e.kind = 'click'
+
 -- error 1235
 SELECT t.name, t.n FROM (SELECT name, COUNT(*) AS n FROM customer GROUP BY name) AS t WHERE t.n > 3
 

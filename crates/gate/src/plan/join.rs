@@ -413,6 +413,23 @@ fn plan_merge(
             "a select list with * and aggregates or DISTINCT",
         ));
     }
+    // HAVING in a query that does not aggregate filters rows one by one
+    // (MariaDB neither groups nor collapses them); the merge would make one
+    // group of them all.
+    let grouped = !matches!(&select.group_by, GroupByExpr::Expressions(l, _) if l.is_empty());
+    let aggregates = select.projection.iter().any(|item| match item {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+            contains_aggregate(e)
+        }
+        _ => false,
+    });
+    if let Some(having) = &select.having
+        && !grouped
+        && !aggregates
+        && !contains_aggregate(having)
+    {
+        return Err(unsupported("HAVING without GROUP BY or aggregates"));
+    }
     // The query over both tables with a condition matching nothing: the
     // conditions (and any parameters in them) do not change the columns'
     // types, and an inner join's columns are those of a cross product.
@@ -731,6 +748,7 @@ mod tests {
             "SELECT COUNT(*) FROM customer c JOIN orders o ON c.name = o.sku GROUP BY CONCAT(c.id, o.id)",
             "SELECT DISTINCT * FROM customer c JOIN orders o ON c.name = o.sku",
             "SELECT GROUP_CONCAT(o.sku) FROM customer c JOIN orders o ON c.name = o.sku",
+            "SELECT o.sku FROM customer c JOIN orders o ON c.name = o.sku HAVING o.sku = 'x'",
             "SELECT COUNT(*) FROM customer c JOIN orders o ON c.name = o.sku GROUP BY c.id WITH ROLLUP",
             "SELECT c.id, COUNT(*) FROM customer c JOIN orders o ON c.name = o.sku GROUP BY c.id ORDER BY ?",
         ] {
