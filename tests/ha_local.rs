@@ -387,7 +387,31 @@ tablets = [
     );
 }
 
-/// The same crash on one shard of a sharded semi_sync keyspace: inserts
+/// Counts rows over every shard until stopped: (reads, errors).
+async fn scatter_reader(port: u16, stop: Arc<AtomicBool>) -> (u64, Vec<String>) {
+    let opts = OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(port)
+        .user(Some("user"))
+        .db_name(Some("customer"))
+        .prefer_socket(false);
+    let mut conn = Conn::new(opts).await.expect("reader connects");
+    let (mut reads, mut errors) = (0u64, Vec::new());
+    while !stop.load(Ordering::Relaxed) {
+        match conn
+            .query_first::<u64, _>("SELECT COUNT(*) FROM ha_log")
+            .await
+        {
+            Ok(_) => reads += 1,
+            Err(e) => errors.push(e.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (reads, errors)
+}
+
+/// Planned reparents and then a crash on one shard of a sharded semi_sync
+/// keyspace: inserts
 /// routed by the `hash` vindex to both shards keep flowing, those for the
 /// crashed shard wait for it, and none fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -454,11 +478,54 @@ tablets = [
         )
     });
 
+    // Planned reparents of shard -80 under inserts to both shards and
+    // scatter reads over both.
     let started = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let writing = tokio::spawn(writer(c.ports.gate, "customer", stop.clone(), started, 0));
+    let reading = tokio::spawn(scatter_reader(c.ports.gate, stop.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for _ in 0..5 {
+        tokio::task::block_in_place(|| ctl(c, &["PlannedReparentShard", "customer/-80"]));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let log = writing.await.unwrap();
+    let (reads, read_errors) = reading.await.unwrap();
+    println!(
+        "5 planned reparents of customer/-80: {} writes acknowledged, longest write pause {:?}, write errors {:?}; \
+         {reads} scatter reads, errors {:?}",
+        log.acked.len(),
+        log.max_gap,
+        log.errors.iter().take(5).collect::<Vec<_>>(),
+        read_errors.iter().take(5).collect::<Vec<_>>()
+    );
+    check_all_acked_present(c, "customer", &log).await;
+    assert!(log.errors.is_empty(), "write errors: {:?}", log.errors);
+    assert!(
+        read_errors.is_empty(),
+        "scatter read errors: {read_errors:?}"
+    );
+    assert!(reads > 10, "the reader kept reading: {reads}");
+
+    // kill -9 of the primary mysqld of shard -80, wherever it is now.
+    let listing = tokio::task::block_in_place(|| ctl(c, &["list-tablets"]));
+    let primary = listing
+        .lines()
+        .find(|l| l.contains("customer -80 ") && l.contains(" primary "))
+        .unwrap_or_else(|| panic!("no primary of customer/-80 in {listing}"))[6..16]
+        .to_string();
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writing = tokio::spawn(writer(
+        c.ports.gate,
+        "customer",
+        stop.clone(),
+        started,
+        1_000_000_000,
+    ));
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let tablet_dir = c.data_dir.join("tablets").join("zone1-0000000100");
+    let tablet_dir = c.data_dir.join("tablets").join(format!("zone1-{primary}"));
     let pid = common::mariadbd_pids_under(&tablet_dir)[0];
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),

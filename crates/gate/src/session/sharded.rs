@@ -972,7 +972,17 @@ impl Session {
                 return Err(());
             }
             self.route_override = Some((keyspace.clone(), shard.clone(), ty));
-            let slot = self.checkout(&mut BufferState::default()).await;
+            let mut buffering = BufferState::default();
+            let mut slot = self.checkout(&mut buffering).await;
+            // A pooled connection the server closed meanwhile (a reparent
+            // ends the old primary's sessions) is replaced before use.
+            if let Ok(Slot::Lent { lease, .. }) = &mut slot
+                && !lease.fresh
+                && !super::backend_looks_alive(lease.conn())
+            {
+                let dead = slot.unwrap_or_else(|()| unreachable!("matched Ok"));
+                slot = self.replace_dead(dead, &mut buffering).await.ok_or(());
+            }
             self.route_override = None;
             match slot {
                 Ok(s) => slots.push(s),
@@ -1028,16 +1038,28 @@ impl Session {
             )
             .await
         };
-        let mut out = Vec::with_capacity(results.len());
+        let mut out: Vec<Option<QueryResult>> = Vec::with_capacity(results.len());
         let mut first_error: Option<(u16, String, String)> = None;
         let mut statuses = Vec::with_capacity(results.len());
         let mut broken = Vec::with_capacity(results.len());
-        for (r, (shard, _)) in results.into_iter().zip(parts) {
+        // Reads outside a transaction whose connection broke: run again.
+        let mut rerun: Vec<usize> = Vec::new();
+        for (i, (r, (shard, sql))) in results.into_iter().zip(parts).enumerate() {
             match r {
                 Ok(q) => {
                     statuses.push(q.ok.map(|o| o.status));
                     broken.push(false);
-                    out.push(q);
+                    out.push(Some(q));
+                }
+                Err(e)
+                    if !matches!(e, BackendError::Server(_))
+                        && matches!(slots[i], Slot::Lent { .. })
+                        && tessera_sql::classify(sql).kind == StatementKind::Select =>
+                {
+                    statuses.push(None);
+                    broken.push(true);
+                    out.push(None);
+                    rerun.push(i);
                 }
                 Err(BackendError::Server(e)) => {
                     statuses.push(None);
@@ -1082,7 +1104,66 @@ impl Session {
             let _ = self.send_error(code, &state, &message).await;
             return Err(());
         }
-        Ok(out)
+        for i in rerun {
+            let (shard, sql) = &parts[i];
+            out[i] = Some(self.rerun_read(keyspace, shard, ty, sql).await?);
+        }
+        Ok(out
+            .into_iter()
+            .map(|q| q.expect("every part answered"))
+            .collect())
+    }
+
+    /// Runs a read again on a new connection after its connection broke
+    /// (its shard's primary may be changing: the checkout waits for it).
+    /// Err when the client was told why it failed.
+    async fn rerun_read(
+        &mut self,
+        keyspace: &Arc<str>,
+        shard: &Arc<str>,
+        ty: TabletType,
+        sql: &str,
+    ) -> Result<QueryResult, ()> {
+        self.shared.metrics.backend_retries.inc();
+        let mut buffering = BufferState::default();
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            self.route_override = Some((keyspace.clone(), shard.clone(), ty));
+            let mut slot = self.checkout(&mut buffering).await;
+            if let Ok(Slot::Lent { lease, .. }) = &slot
+                && !lease.fresh
+            {
+                let pooled = slot.unwrap_or_else(|()| unreachable!("matched Ok"));
+                slot = self.replace_dead(pooled, &mut buffering).await.ok_or(());
+            }
+            self.route_override = None;
+            let mut slot = slot?;
+            match slot_conn(&mut self.pinned, &mut slot)
+                .backend
+                .query(sql)
+                .await
+            {
+                Ok(q) => {
+                    self.settle(slot, false, q.ok.map(|o| o.status));
+                    return Ok(q);
+                }
+                Err(BackendError::Server(e)) => {
+                    self.settle(slot, false, None);
+                    let _ = self.send_error(e.code, &e.sqlstate, &e.message).await;
+                    return Err(());
+                }
+                Err(e) => {
+                    last_error = crate::pool::backend_error_text(&e);
+                    super::drop_slot(&mut self.pinned, slot);
+                    // Give the topology a moment to name the new primary.
+                    tokio::time::sleep(crate::buffer::FAST_REFRESH).await;
+                }
+            }
+        }
+        let message =
+            format!("Lost connection to MySQL server of shard {keyspace}/{shard}: {last_error}");
+        let _ = self.send_gate_error(2013, "HY000", &message).await;
+        Err(())
     }
 
     fn settle_all(&mut self, slots: Vec<Slot>, status: Option<StatusFlags>) {
