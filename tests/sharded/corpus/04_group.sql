@@ -70,3 +70,12 @@ SELECT name, COUNT(*) FROM customer WHERE score > 1000 GROUP BY name
 
 -- grouped by the vindex column (each group lives in one shard)
 SELECT id, COUNT(*) FROM customer GROUP BY id
+
+-- HAVING without GROUP BY or aggregates filters rows one by one.
+SELECT name, score FROM customer HAVING score > 40
+
+SELECT id, score AS s FROM customer HAVING s < 10 ORDER BY id
+
+SELECT COUNT(*) FROM customer HAVING COUNT(*) > 3
+
+SELECT 1 AS one FROM customer HAVING MAX(score) > 10

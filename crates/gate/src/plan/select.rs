@@ -1074,7 +1074,8 @@ pub(super) fn scatter_rewrite(
         || columns
             .iter()
             .any(|c| c.expr.as_ref().is_some_and(contains_aggregate))
-        || select.having.is_some();
+        // Without GROUP BY or aggregates, HAVING filters rows one by one.
+        || select.having.as_ref().is_some_and(contains_aggregate);
     if aggregate && wildcard {
         return Err(PlanError::unsupported(
             "SELECT * with aggregates on sharded tables",
