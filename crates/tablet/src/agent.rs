@@ -42,6 +42,13 @@ const DURABILITY_REFRESH_TICKS: u64 = 10;
 /// A primary re-reads its Shard record every this many monitor ticks, to
 /// find out that an emergency reparent replaced it while it was cut off.
 const SUPERSEDED_CHECK_TICKS: u64 = 1;
+/// A writable primary deletes stale gate write markers every this many
+/// monitor ticks.
+const MARKER_SWEEP_TICKS: u64 = 600;
+/// A write marker matters only while the gate may still look it up after
+/// a failover (seconds); rows untouched this long belong to connections
+/// that are idle or gone, and their next write writes the row again.
+const MARKER_MAX_AGE_SECS: u64 = 3600;
 /// How often a semi-sync primary left without replicas says so again.
 const NO_REPLICA_ALARM_EVERY: Duration = Duration::from_secs(30);
 /// Longest wait /wait-for-position accepts, so a request cannot pin a
@@ -441,6 +448,41 @@ impl Shared {
     /// Brings mysqld's semi-sync settings in line with the keyspace's
     /// policy and the tablet's role. Skipped when a role change is under way:
     /// the next tick sees its outcome.
+    /// Deletes the gate's write markers nobody has written for an hour (see
+    /// crates/gate/src/write_marker.rs); on a writable primary only, so the
+    /// delete replicates like the rows did.
+    async fn sweep_write_markers(&self) -> u64 {
+        let role = self.role();
+        if role.tablet_type != TabletType::Primary || role.read_only {
+            return 0;
+        }
+        let sql = format!(
+            "DELETE FROM _tessera.write_marker WHERE updated_at < NOW(6) - INTERVAL {MARKER_MAX_AGE_SECS} SECOND"
+        );
+        let swept = async {
+            let mut conn = self.conn(None).await?;
+            conn.query_drop(sql).await?;
+            anyhow::Ok(conn.affected_rows())
+        };
+        match tokio::time::timeout(SQL_TIMEOUT, swept).await {
+            Ok(Ok(n)) => {
+                if n > 0 {
+                    tracing::debug!(alias = %self.cfg.alias, rows = n, "stale write markers deleted");
+                }
+                n
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(alias = %self.cfg.alias, error = %format!("{e:#}"),
+                    "deleting stale write markers failed");
+                0
+            }
+            Err(_) => {
+                tracing::debug!(alias = %self.cfg.alias, "deleting stale write markers timed out");
+                0
+            }
+        }
+    }
+
     async fn reconcile_semi_sync(&self, log: &mut SemiSyncLog) -> anyhow::Result<()> {
         let Ok(_ops) = self.ops.try_lock() else {
             return Ok(());
@@ -1009,6 +1051,12 @@ impl TabletAgent {
         self.shared.mysqld_pid().await
     }
 
+    /// Deletes stale gate write markers now (the monitor does it every ten
+    /// minutes on a writable primary); the rows deleted.
+    pub async fn sweep_write_markers(&self) -> u64 {
+        self.shared.sweep_write_markers().await
+    }
+
     pub async fn health(&self) -> TabletHealth {
         self.shared.health().await
     }
@@ -1301,6 +1349,9 @@ async fn monitor(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         }
         if ticks.is_multiple_of(SUPERSEDED_CHECK_TICKS) {
             shared.fence_if_superseded().await;
+        }
+        if ticks.is_multiple_of(MARKER_SWEEP_TICKS) {
+            let _ = shared.sweep_write_markers().await;
         }
         if let Err(e) = shared.reconcile_semi_sync(&mut semi_sync_log).await {
             tracing::debug!(alias = %shared.cfg.alias, error = %format!("{e:#}"),

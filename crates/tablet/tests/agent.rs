@@ -87,6 +87,30 @@ async fn primary_and_replica_over_the_api() {
     );
     assert_eq!(r.rows_affected, 2);
 
+    // The gate's write markers: the table exists on every tablet, and the
+    // primary's sweep deletes rows untouched for an hour, on the replica too.
+    client_a
+        .execute(&sql(
+            "INSERT INTO _tessera.write_marker (conn, seq, row_count, insert_id, updated_at) \
+             VALUES (1, 5, 1, 0, NOW(6) - INTERVAL 2 HOUR), (2, 7, 1, 0, NOW(6))",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(b.sweep_write_markers().await, 0, "a replica does not sweep");
+    assert_eq!(a.sweep_write_markers().await, 1);
+    wait_for(
+        "the sweep on the replica",
+        Duration::from_secs(60),
+        || async {
+            let r = client_b
+                .execute(&sql("SELECT GROUP_CONCAT(conn) FROM _tessera.write_marker"))
+                .await
+                .ok()?;
+            (r.rows[0][0].as_deref() == Some("2")).then_some(())
+        },
+    )
+    .await;
+
     // A write made with skip_binlog stays on the primary.
     client_a
         .execute(&ExecuteRequest {
