@@ -3,7 +3,8 @@
 //! <>, <, IN, BETWEEN, IS NULL, AND/OR (vindex equality included); GROUP BY
 //! with HAVING; ORDER BY (by column, alias or position) and LIMIT; DISTINCT;
 //! UNION and UNION ALL; co-located and reference joins; aggregates, GROUP BY
-//! and DISTINCT over joins the gate runs itself (not on the vindex).
+//! and DISTINCT over inner and LEFT joins the gate runs itself (not on the
+//! vindex).
 //!
 //! Every query is deterministic on a single MariaDB, so any difference from
 //! the reference is the gate's: rows are compared in order only when ORDER BY
@@ -362,25 +363,27 @@ fn source(rng: &mut Rng) -> Source {
 }
 
 /// Two sharded tables joined on columns that are not both their vindex:
-/// the gate joins the rows.
+/// the gate joins the rows (an inner join, or a LEFT one that keeps the
+/// first table's rows no row of the second matches).
 fn gate_join(rng: &mut Rng) -> Source {
     let (from, tables): (&str, [&'static Table; 2]) = match rng.below(4) {
         0 => (
-            "customer c JOIN event e ON c.score = e.n",
+            "customer c {JOIN} event e ON c.score = e.n",
             [&CUSTOMER, &EVENT],
         ),
         1 => (
-            "customer c JOIN orders o ON c.score = o.qty",
+            "customer c {JOIN} orders o ON c.score = o.qty",
             [&CUSTOMER, &ORDERS],
         ),
-        2 => ("orders o JOIN event e ON o.qty = e.n", [&ORDERS, &EVENT]),
+        2 => ("orders o {JOIN} event e ON o.qty = e.n", [&ORDERS, &EVENT]),
         _ => (
-            "customer c JOIN event e ON c.id = e.id",
+            "customer c {JOIN} event e ON c.id = e.id",
             [&CUSTOMER, &EVENT],
         ),
     };
+    let kind = if rng.chance(35) { "LEFT JOIN" } else { "JOIN" };
     Source {
-        from: from.to_string(),
+        from: from.replace("{JOIN}", kind),
         tables: tables.iter().map(|t| (Some(t.alias), *t)).collect(),
         tiebreak: tables
             .iter()

@@ -50,3 +50,15 @@ SELECT d.city, d.n FROM (SELECT city, COUNT(*) AS n FROM customer GROUP BY city)
 
 -- error 1235
 SELECT d.id FROM (SELECT id FROM customer) AS d JOIN orders o ON o.customer_id = d.id
+
+-- a LEFT JOIN run in the gate whose WHERE reads both tables after NULL extension
+-- error 1235
+SELECT c.id FROM customer c LEFT JOIN event e ON c.score = e.n WHERE c.id < e.id OR e.id IS NULL
+
+-- a LEFT JOIN run in the gate whose ON compares the tables other than by equality
+-- error 1235
+SELECT c.id FROM customer c LEFT JOIN event e ON c.score = e.n AND c.id < e.id
+
+-- an outer join run in the gate, in parentheses
+-- error 1235
+SELECT c.id, e.id FROM (customer c LEFT JOIN event e ON c.score = e.n)

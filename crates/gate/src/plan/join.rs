@@ -5,9 +5,25 @@
 //! with their own types and collations), and assembles the rows itself.
 //!
 //! Kept deliberately narrow, so that what it accepts it answers exactly:
-//! an inner join of two tables, conditions that each read one side or equate
-//! a column of each side, and either a select list of plain columns with
-//! ORDER BY / LIMIT over them, or aggregates, GROUP BY, HAVING and DISTINCT.
+//! an inner or LEFT join of two tables (a RIGHT join is a LEFT one with its
+//! tables swapped), conditions that each read one side or equate a column
+//! of each side, and either a select list of plain columns with ORDER BY /
+//! LIMIT over them, or aggregates, GROUP BY, HAVING and DISTINCT.
+//!
+//! A LEFT join keeps every left row: one whose key finds no right row (or
+//! whose ON conditions over the left table alone are not true) is joined to
+//! the right table's NULL row. That row is not made up by the gate: it is
+//! the right query's select list over an empty copy of the right table
+//! outer-joined to one row, run on one shard, so an expression such as
+//! `COALESCE(b.x, 0)` has the value MariaDB gives it. The right columns'
+//! definitions come from the join as written with LIMIT 0 (read by no
+//! server): nullable, unless a WHERE condition that rejects NULL-extended
+//! rows lets MariaDB run the join as an inner one and say so. Conditions
+//! that decide the match but read only the left table, and WHERE conditions
+//! that read the right table (they hold or not after NULL extension, as in
+//! `WHERE b.id IS NULL`), are not filters of either side's query: each
+//! side's query returns whether they are true for its row, and the gate
+//! keeps the joined rows for which they are.
 //!
 //! The second kind is planned as if one server held both tables: the scatter
 //! planner rewrites the query into the one each shard would run and the merge
@@ -24,11 +40,12 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, Distinct, Expr, FunctionArgExpr, FunctionArguments, GroupByExpr, OrderByKind,
-    Query, Select, SelectItem, SetExpr, Statement, visit_expressions,
+    BinaryOperator, Distinct, Expr, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident,
+    JoinConstraint, JoinOperator, OrderByKind, Query, Select, SelectItem, SetExpr, Statement,
+    TableFactor, visit_expressions,
 };
 
-use super::select::{aggregate_call, column_ref, contains_aggregate};
+use super::select::{aggregate_call, column_ref, conjuncts, contains_aggregate};
 use super::text::{self, OwnedValue};
 use super::{MergeTemplate, PlanContext, PlanError, PlanResult, ResolvedTable};
 use crate::merge::{AggregateKind, OrderKey};
@@ -64,6 +81,30 @@ pub struct JoinPlan {
     /// Aggregates, GROUP BY, HAVING or DISTINCT over the joined rows: then
     /// `output`, `sources`, `order_by` and the limits are unused.
     pub merge: Option<JoinMerge>,
+    /// A LEFT join: what keeps every left row.
+    pub outer: Option<OuterJoin>,
+}
+
+/// How a LEFT join keeps the left rows no right row matches, and filters
+/// the joined rows by what only the joined row can tell.
+#[derive(Debug, Clone)]
+pub struct OuterJoin {
+    /// The right query's select list over the right table's NULL row (an
+    /// empty copy of the table outer-joined to one row), for one shard: its
+    /// one row is the right side of an unmatched left row.
+    pub null_row_sql: String,
+    /// The right query's select list over the join as written, reading no
+    /// row (LIMIT 0), for one shard: the right columns' definitions as
+    /// MariaDB gives them for the query.
+    pub columns_sql: String,
+    /// The left column that is 1 when the ON conditions reading only the
+    /// left table are true for the row: else no right row matches it.
+    pub on_left: Option<usize>,
+    /// The right column that is 1 when WHERE's conditions reading the right
+    /// table are true for the joined row: else the row is dropped.
+    pub where_right: Option<usize>,
+    /// The query had RIGHT JOIN, planned with its tables swapped.
+    pub swapped: bool,
 }
 
 /// How one column of a row the gate aggregates is filled from a joined pair
@@ -224,13 +265,27 @@ pub(super) fn plan_join(
     if !query.locks.is_empty() || select.into.is_some() {
         return Err(unsupported("locking reads or INTO"));
     }
+    let outer = outer_shape(select, tables)?;
+    // A RIGHT join is the LEFT join of its tables the other way round.
+    let tables = match &outer {
+        Some(o) if o.swapped => [tables[1], tables[0]],
+        _ => tables,
+    };
     let mut cols = SideColumns::default();
     let mut output = Vec::new();
     let mut sources = Vec::new();
     let mut names = Vec::new();
     let mut aliases = Vec::new();
     let merge = if needs_merge(select) {
-        Some(plan_merge(ctx, sql, query, select, &tables, &mut cols)?)
+        Some(plan_merge(
+            ctx,
+            sql,
+            query,
+            select,
+            &tables,
+            outer.is_some(),
+            &mut cols,
+        )?)
     } else {
         for item in &select.projection {
             let (expr, alias) = match item {
@@ -252,32 +307,49 @@ pub(super) fn plan_join(
     };
     let mut left_conds = Vec::new();
     let mut right_conds = Vec::new();
+    // A LEFT join's conditions that are neither side's filter (see the
+    // module's comment).
+    let mut on_left = Vec::new();
+    let mut where_right = Vec::new();
     let mut keys: Vec<(String, usize)> = Vec::new();
-    for cond in conditions {
+    // Each condition, and whether it is a LEFT join's ON condition: those
+    // decide which right rows match a left row, never which left rows stay.
+    let classified: Vec<(&Expr, bool)> = match &outer {
+        None => conditions.iter().map(|c| (*c, false)).collect(),
+        Some(o) => {
+            o.on.iter()
+                .map(|c| (c, true))
+                .chain(
+                    select
+                        .selection
+                        .iter()
+                        .flat_map(conjuncts)
+                        .map(|c| (c, false)),
+                )
+                .collect()
+        }
+    };
+    let is_outer = outer.is_some();
+    for (cond, in_on) in classified {
         let sides = sides_in(ctx, &tables, cond)
             .ok_or_else(|| unsupported(&format!("condition {cond}")))?;
         match (sides.contains(&0), sides.contains(&1)) {
+            // A constant ON condition: no right row matches when it is false.
+            (false, false) if in_on => right_conds.push(cond.to_string()),
+            (true, false) if in_on => on_left.push(cond.to_string()),
             (_, false) => left_conds.push(cond.to_string()),
+            // Whether it holds is known only after NULL extension.
+            (false, true) if is_outer && !in_on => where_right.push(cond.to_string()),
             (false, true) => right_conds.push(cond.to_string()),
+            (true, true) if is_outer && !in_on => {
+                return Err(unsupported(&format!(
+                    "WHERE condition {cond} reading both tables of a LEFT JOIN"
+                )));
+            }
             (true, true) => {
                 // Only `left.a = right.b` (either way round) joins.
-                let Expr::BinaryOp {
-                    left,
-                    op: BinaryOperator::Eq,
-                    right,
-                } = cond
-                else {
+                let Some((lcol, rcol)) = join_key(ctx, &tables, cond) else {
                     return Err(unsupported(&format!("condition {cond}")));
-                };
-                let (Some((ql, cl)), Some((qr, cr))) = (column_ref(left), column_ref(right)) else {
-                    return Err(unsupported(&format!("condition {cond}")));
-                };
-                let sl = side_of(ctx, &tables, ql, &cl);
-                let sr = side_of(ctx, &tables, qr, &cr);
-                let (lcol, rcol) = match (sl, sr) {
-                    (Some(0), Some(1)) => (cl, cr),
-                    (Some(1), Some(0)) => (cr, cl),
-                    _ => return Err(unsupported(&format!("condition {cond}"))),
                 };
                 let Side::Left(li) = cols.add(0, format!("{}.{}", tables[0].refname, lcol)) else {
                     unreachable!("side 0 is the left side");
@@ -288,6 +360,17 @@ pub(super) fn plan_join(
             }
         }
     }
+    // Each side's query tells whether its part of them is true (1).
+    let truth = |conds: &[String]| match conds {
+        [one] => format!("({one}) IS TRUE"),
+        _ => format!("(({})) IS TRUE", conds.join(") AND (")),
+    };
+    let on_left = (!on_left.is_empty()).then(|| match cols.add(0, truth(&on_left)) {
+        Side::Left(i) | Side::Right(i) => i,
+    });
+    let where_right = (!where_right.is_empty()).then(|| match cols.add(1, truth(&where_right)) {
+        Side::Left(i) | Side::Right(i) => i,
+    });
     let [mut left_cols, mut right_cols] = cols.lists;
     if left_cols.is_empty() {
         left_cols.push("1".to_string());
@@ -326,6 +409,36 @@ pub(super) fn plan_join(
         right_cols.join(", "),
         factor(tables[1])
     );
+    let outer = outer.map(|o| OuterJoin {
+        // An empty derived table is read by no one; `ON 1 = 0` over the
+        // table itself would make the server scan it.
+        null_row_sql: format!(
+            "SELECT {} FROM (SELECT 1) AS `{NULL_ROW_ANCHOR}` LEFT JOIN (SELECT * FROM `{}` LIMIT 0) AS `{}` ON 1 = 1",
+            right_cols.join(", "),
+            tables[1].name,
+            tables[1].refname
+        ),
+        columns_sql: format!(
+            "SELECT {} FROM {} LEFT JOIN {} ON {}{} LIMIT 0",
+            right_cols.join(", "),
+            factor(tables[0]),
+            factor(tables[1]),
+            o.on.iter()
+                .map(|c| format!("({c})"))
+                .collect::<Vec<_>>()
+                .join(" AND "),
+            where_of(
+                &select
+                    .selection
+                    .iter()
+                    .map(|w| w.to_string())
+                    .collect::<Vec<_>>()
+            )
+        ),
+        on_left,
+        where_right,
+        swapped: o.swapped,
+    });
     // ORDER BY over the output columns (the merge has its own).
     let mut order_by = Vec::new();
     if merge.is_none()
@@ -379,7 +492,114 @@ pub(super) fn plan_join(
         offset,
         limit,
         merge,
+        outer,
     })
+}
+
+/// The one-row table a LEFT join's right table is outer-joined to for its
+/// NULL row.
+const NULL_ROW_ANCHOR: &str = "tessera_null_row";
+
+/// A LEFT join's ON condition, in parts.
+struct OuterShape {
+    on: Vec<Expr>,
+    /// Written as a RIGHT join.
+    swapped: bool,
+}
+
+/// Whether the FROM clause is `a LEFT|RIGHT [OUTER] JOIN b ON|USING ...`
+/// (Some) or an inner join (None); an outer join of any other shape (in
+/// parentheses) is refused.
+fn outer_shape(select: &Select, tables: [&ResolvedTable; 2]) -> PlanResult<Option<OuterShape>> {
+    fn outer_of(op: &JoinOperator) -> Option<(&JoinConstraint, bool)> {
+        match op {
+            JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => Some((c, false)),
+            JoinOperator::Right(c) | JoinOperator::RightOuter(c) => Some((c, true)),
+            _ => None,
+        }
+    }
+    fn has_outer(factor: &TableFactor) -> bool {
+        match factor {
+            TableFactor::NestedJoin {
+                table_with_joins, ..
+            } => {
+                has_outer(&table_with_joins.relation)
+                    || table_with_joins
+                        .joins
+                        .iter()
+                        .any(|j| outer_of(&j.join_operator).is_some() || has_outer(&j.relation))
+            }
+            _ => false,
+        }
+    }
+    if let [from] = select.from.as_slice()
+        && let [join] = from.joins.as_slice()
+        && matches!(from.relation, TableFactor::Table { .. })
+        && matches!(join.relation, TableFactor::Table { .. })
+    {
+        let Some((constraint, swapped)) = outer_of(&join.join_operator) else {
+            return Ok(None);
+        };
+        let on = match constraint {
+            JoinConstraint::On(e) => conjuncts(e).into_iter().cloned().collect(),
+            JoinConstraint::Using(columns) => {
+                let mut on = Vec::new();
+                for c in columns {
+                    let Some(name) = c.0.last().and_then(|p| p.as_ident()) else {
+                        return Err(unsupported(&format!("USING ({c})")));
+                    };
+                    let column = |t: &ResolvedTable| {
+                        Box::new(Expr::CompoundIdentifier(vec![
+                            Ident::new(t.refname.clone()),
+                            name.clone(),
+                        ]))
+                    };
+                    on.push(Expr::BinaryOp {
+                        left: column(tables[0]),
+                        op: BinaryOperator::Eq,
+                        right: column(tables[1]),
+                    });
+                }
+                on
+            }
+            _ => return Err(unsupported("an outer join without ON or USING")),
+        };
+        return Ok(Some(OuterShape { on, swapped }));
+    }
+    let outer = select.from.iter().any(|from| {
+        has_outer(&from.relation)
+            || from
+                .joins
+                .iter()
+                .any(|j| outer_of(&j.join_operator).is_some() || has_outer(&j.relation))
+    });
+    if outer {
+        return Err(unsupported("an outer join in parentheses"));
+    }
+    Ok(None)
+}
+
+/// The (left column, right column) of a condition `left.a = right.b`
+/// (either way round), the only one over both tables that joins them.
+fn join_key(
+    ctx: &PlanContext<'_>,
+    tables: &[&ResolvedTable; 2],
+    cond: &Expr,
+) -> Option<(String, String)> {
+    let Expr::BinaryOp {
+        left,
+        op: BinaryOperator::Eq,
+        right,
+    } = cond
+    else {
+        return None;
+    };
+    let ((ql, cl), (qr, cr)) = (column_ref(left)?, column_ref(right)?);
+    match (side_of(ctx, tables, ql, &cl), side_of(ctx, tables, qr, &cr)) {
+        (Some(0), Some(1)) => Some((cl, cr)),
+        (Some(1), Some(0)) => Some((cr, cl)),
+        _ => None,
+    }
 }
 
 /// A table in a side's FROM: its name, and the name the query refers to it by.
@@ -401,6 +621,7 @@ fn plan_merge(
     query: &Query,
     select: &Select,
     tables: &[&ResolvedTable; 2],
+    outer: bool,
     cols: &mut SideColumns,
 ) -> PlanResult<JoinMerge> {
     if select.projection.iter().any(|i| {
@@ -432,11 +653,16 @@ fn plan_merge(
     }
     // The query over both tables with a condition matching nothing: the
     // conditions (and any parameters in them) do not change the columns'
-    // types, and an inner join's columns are those of a cross product.
+    // types, and an inner join's columns are those of a cross product, a
+    // LEFT join's those of a LEFT join (the right table's nullable).
     let empty = super::parse(&format!(
-        "SELECT 1 FROM {}, {} WHERE 1 = 0",
+        "SELECT 1 FROM {}{} WHERE 1 = 0",
         factor(tables[0]),
-        factor(tables[1])
+        if outer {
+            format!(" LEFT JOIN {} ON 1 = 0", factor(tables[1]))
+        } else {
+            format!(", {}", factor(tables[1]))
+        }
     ))?;
     let Statement::Query(empty) = empty else {
         return Err(PlanError::other("internal: the shape query did not parse"));
@@ -763,6 +989,159 @@ mod tests {
         let e = planned("SELECT SUM(c.id + o.qty) FROM customer c JOIN orders o ON c.name = o.sku")
             .unwrap_err();
         assert!(e.message.contains("both tables"), "{}", e.message);
+    }
+
+    #[test]
+    fn left_join_conditions_go_where_they_decide() {
+        let j = join(
+            "SELECT c.id, o.id FROM customer c LEFT JOIN orders o ON c.name = o.sku \
+             AND o.qty > 2 AND c.score > 5 AND 1 = 1 WHERE c.id < 10 AND o.id IS NULL",
+        );
+        // ON over the left table: a column of the left query, not a filter.
+        assert_eq!(
+            j.left_sql,
+            "SELECT c.id, c.name, (c.score > 5) IS TRUE FROM `customer` AS `c` WHERE (c.id < 10)"
+        );
+        // ON over the right table and constants filter the right rows;
+        // WHERE over the right table is a column, judged after NULL
+        // extension.
+        assert_eq!(
+            j.right_sql,
+            format!(
+                "SELECT o.id, (o.id IS NULL) IS TRUE FROM `orders` AS `o` WHERE (o.sku = {}) AND (o.qty > 2) AND (1 = 1)",
+                key_marker(0)
+            )
+        );
+        assert_eq!(j.output, vec![Side::Left(0), Side::Right(0)]);
+        let outer = j.outer.expect("a left join");
+        assert_eq!((outer.on_left, outer.where_right), (Some(2), Some(1)));
+        assert!(!outer.swapped);
+        assert_eq!(
+            outer.null_row_sql,
+            "SELECT o.id, (o.id IS NULL) IS TRUE FROM (SELECT 1) AS `tessera_null_row` \
+             LEFT JOIN (SELECT * FROM `orders` LIMIT 0) AS `o` ON 1 = 1"
+        );
+        assert_eq!(
+            outer.columns_sql,
+            "SELECT o.id, (o.id IS NULL) IS TRUE FROM `customer` AS `c` LEFT JOIN `orders` AS `o` \
+             ON (c.name = o.sku) AND (o.qty > 2) AND (c.score > 5) AND (1 = 1) \
+             WHERE (c.id < 10 AND o.id IS NULL) LIMIT 0"
+        );
+        // Several of them are true together or not at all.
+        let j = join(
+            "SELECT c.id FROM customer c LEFT OUTER JOIN orders o ON c.name = o.sku \
+             AND c.score > 5 AND c.city = 'x' WHERE o.qty > 1 AND o.price < 3",
+        );
+        assert!(
+            j.left_sql
+                .contains("((c.score > 5) AND (c.city = 'x')) IS TRUE"),
+            "{}",
+            j.left_sql
+        );
+        assert!(
+            j.right_sql
+                .starts_with("SELECT ((o.qty > 1) AND (o.price < 3)) IS TRUE FROM"),
+            "{}",
+            j.right_sql
+        );
+        // An inner join filters with all of them.
+        let j = join(
+            "SELECT c.id, o.id FROM customer c JOIN orders o ON c.name = o.sku \
+             AND c.score > 5 WHERE o.id > 3",
+        );
+        assert!(j.outer.is_none());
+        assert!(
+            j.left_sql.ends_with("WHERE (c.score > 5)"),
+            "{}",
+            j.left_sql
+        );
+        assert!(j.right_sql.ends_with("AND (o.id > 3)"), "{}", j.right_sql);
+    }
+
+    #[test]
+    fn right_join_is_a_left_join_the_other_way_round() {
+        let j = join("SELECT o.id, c.id FROM orders o RIGHT JOIN customer c ON c.name = o.sku");
+        let outer = j.outer.expect("an outer join");
+        assert!(outer.swapped);
+        assert_eq!(j.left_sql, "SELECT c.id, c.name FROM `customer` AS `c`");
+        assert_eq!(j.output, vec![Side::Right(0), Side::Left(0)]);
+        // USING equates the column of each table.
+        let j = join("SELECT c.id, o.sku FROM customer c LEFT JOIN orders o USING (qty)");
+        assert_eq!(j.keys.len(), 1);
+        assert_eq!(j.left_sql, "SELECT c.id, c.qty FROM `customer` AS `c`");
+        assert!(j.right_sql.contains("o.qty = "), "{}", j.right_sql);
+    }
+
+    #[test]
+    fn aggregates_over_a_left_join_take_its_column_shapes() {
+        let j = join(
+            "SELECT c.name, COUNT(o.id), SUM(o.qty) FROM customer c LEFT JOIN orders o \
+             ON c.name = o.sku GROUP BY c.name",
+        );
+        let m = j.merge.expect("a merge");
+        assert_eq!(
+            m.cells,
+            vec![
+                Cell::Value(Side::Left(0)),
+                Cell::CountOf(Side::Right(0)),
+                Cell::Value(Side::Right(1)),
+            ]
+        );
+        assert!(
+            m.shape_sql
+                .contains("FROM `customer` AS `c` LEFT JOIN `orders` AS `o` ON 1 = 0 WHERE 1 = 0"),
+            "{}",
+            m.shape_sql
+        );
+        assert!(j.outer.is_some());
+    }
+
+    #[test]
+    fn left_join_shapes_it_cannot_answer_are_refused() {
+        for sql in [
+            // WHERE over both tables after NULL extension.
+            "SELECT c.id FROM customer c LEFT JOIN orders o ON c.name = o.sku WHERE c.score < o.qty",
+            "SELECT c.id FROM customer c LEFT JOIN orders o ON c.name = o.sku WHERE c.id = 1 OR o.id IS NULL",
+            // ON over both tables that is not an equality of columns.
+            "SELECT c.id FROM customer c LEFT JOIN orders o ON c.name = o.sku AND c.score < o.qty",
+            // In parentheses.
+            "SELECT c.id FROM (customer c LEFT JOIN orders o ON c.name = o.sku)",
+            "SELECT c.id FROM customer c LEFT JOIN orders o ON c.name = o.sku ORDER BY o.qty + 1",
+        ] {
+            let e = planned(sql).expect_err(sql);
+            assert_eq!(
+                (e.code, e.sqlstate),
+                (1235, "42000"),
+                "{sql}: {}",
+                e.message
+            );
+        }
+    }
+
+    #[test]
+    fn vexplain_shows_how_a_left_join_keeps_its_rows() {
+        let text = planned(
+            "VEXPLAIN SELECT c.id, o.id FROM customer c LEFT JOIN orders o ON c.name = o.sku \
+             AND c.score > 1 WHERE o.id IS NULL",
+        )
+        .unwrap()
+        .explain();
+        assert!(
+            text.starts_with("Left join in the gate (nested loop on 1 key(s))"),
+            "{text}"
+        );
+        assert!(
+            text.contains("right side of a left row no right row matches: SELECT o.id, (o.id IS NULL) IS TRUE FROM (SELECT 1)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rows match only when left column 2 is 1 (ON)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("joined rows kept only when right column 1 is 1 (WHERE)"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -347,11 +347,30 @@ impl Plan {
             } => format!("Sequence {keyspace}.{table}"),
             Plan::VExplain(p) => p.explain(),
             Plan::Join(j) => format!(
-                "Join in the gate (nested loop on {} key(s)) on keyspace {}\n  left: {}\n  right, per left key: {}{}",
+                "{} in the gate (nested loop on {} key(s)) on keyspace {}\n  left: {}\n  right, per left key: {}{}{}",
+                if j.outer.is_some() { "Left join" } else { "Join" },
                 j.keys.len(),
                 j.keyspace,
                 j.left_sql,
                 j.right_sql.replace('\u{3}', ""),
+                j.outer
+                    .as_ref()
+                    .map(|o| {
+                        let mut text = format!(
+                            "\n  right side of a left row no right row matches: {}\n  right columns from: {}",
+                            o.null_row_sql, o.columns_sql
+                        );
+                        if let Some(i) = o.on_left {
+                            text += &format!("\n  rows match only when left column {i} is 1 (ON)");
+                        }
+                        if let Some(i) = o.where_right {
+                            text += &format!(
+                                "\n  joined rows kept only when right column {i} is 1 (WHERE)"
+                            );
+                        }
+                        text
+                    })
+                    .unwrap_or_default(),
                 j.merge
                     .as_ref()
                     .map(|m| format!(

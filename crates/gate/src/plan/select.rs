@@ -583,11 +583,9 @@ fn plan_select(
         conditions.extend(conjuncts(w));
     }
     if let Err(not_colocated) = check_colocated(&sharded, &conditions) {
-        // Two tables the shards cannot join: the gate joins them.
-        if from.len() == 2
-            && from.iter().all(|f| !f.preserved_outer && !f.optional_outer)
-            && !contains_subquery(select)
-        {
+        // Two tables the shards cannot join: the gate joins them (inner or
+        // LEFT/RIGHT joins; the join planner refuses other outer shapes).
+        if from.len() == 2 && !contains_subquery(select) {
             let pair = [&from[0].table, &from[1].table];
             return super::join::plan_join(ctx, sql, query, select, pair, &conditions)
                 .map(|j| Plan::Join(Box::new(j)));

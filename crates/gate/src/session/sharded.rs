@@ -618,10 +618,62 @@ impl Session {
         let Ok(left) = Box::pin(self.query_rows(&left_sql)).await else {
             return Ok(());
         };
-        let Ok(shape) = Box::pin(self.query_rows(&shape_sql)).await else {
-            return Ok(());
+        // An inner join's right columns are those of its query over no row;
+        // a LEFT join's those of the join as written (see plan::join), and
+        // it has the right side's NULL row for the left rows nothing
+        // matches: all NULL unless the right query computes something.
+        let (mut right_columns, null_row) = match &join.outer {
+            Some(outer) => {
+                let (Ok(columns_sql), Ok(null_row_sql)) = (
+                    plan::interpolate(&outer.columns_sql, params),
+                    plan::interpolate(&outer.null_row_sql, params),
+                ) else {
+                    return self
+                        .send_gate_error(1210, "HY000", "a parameter was not bound")
+                        .await;
+                };
+                let computed = join.merge.is_some() || outer.where_right.is_some();
+                let (columns, row) = if computed {
+                    let Ok(mut rows) = self.one_shard_rows(&join.keyspace, null_row_sql).await
+                    else {
+                        return Ok(());
+                    };
+                    let Some(row) = rows.rows.pop() else {
+                        return self
+                            .send_gate_error(
+                                1105,
+                                "HY000",
+                                "internal: the NULL row of a left join's right table is missing",
+                            )
+                            .await;
+                    };
+                    (rows.columns, Some(row))
+                } else {
+                    (Vec::new(), None)
+                };
+                // The merge takes its columns from its own shape query.
+                let columns = if join.merge.is_none() {
+                    let Ok(rows) = self.one_shard_rows(&join.keyspace, columns_sql).await else {
+                        return Ok(());
+                    };
+                    rows.columns
+                } else {
+                    columns
+                };
+                let row = row.unwrap_or_else(|| vec![None; columns.len()]);
+                (columns, Some(row))
+            }
+            None => {
+                let Ok(shape) = Box::pin(self.query_rows(&shape_sql)).await else {
+                    return Ok(());
+                };
+                (shape.columns, None)
+            }
         };
-        let mut right_columns = shape.columns;
+        let outer = join.outer.as_ref();
+        let is_true = |row: &Row, column: Option<usize>| {
+            column.is_none_or(|i| matches!(row.get(i), Some(Some(v)) if v.as_slice() == b"1"))
+        };
         let mut cache: HashMap<Row, Vec<Row>> = HashMap::new();
         let mut out_rows: Vec<Vec<Option<Vec<u8>>>> = Vec::new();
         let value = |side: &Side, lrow: &Row, rrow: &Row| match side {
@@ -634,11 +686,14 @@ impl Session {
                 .iter()
                 .map(|(_, i)| lrow.get(*i).cloned().flatten())
                 .collect();
-            // NULL equals nothing.
-            if key.iter().any(Option::is_none) {
+            // NULL equals nothing; a left row whose own ON conditions are
+            // not true matches nothing either.
+            let unmatched =
+                key.iter().any(Option::is_none) || !is_true(lrow, outer.and_then(|o| o.on_left));
+            if unmatched && null_row.is_none() {
                 continue;
             }
-            if !cache.contains_key(&key) {
+            if !unmatched && !cache.contains_key(&key) {
                 if cache.len() >= MAX_LOOKUPS {
                     let message = format!(
                         "This version of Tessera doesn't yet support 'a cross-shard join with more than {MAX_LOOKUPS} distinct join keys'"
@@ -659,12 +714,22 @@ impl Session {
                 let Ok(rows) = Box::pin(self.query_rows(&sql)).await else {
                     return Ok(());
                 };
-                if !rows.columns.is_empty() {
+                // A LEFT join's right columns are the NULL row's (nullable).
+                if !rows.columns.is_empty() && null_row.is_none() {
                     right_columns = rows.columns;
                 }
                 cache.insert(key.clone(), rows.rows);
             }
-            for rrow in &cache[&key] {
+            let matches = if unmatched { &[][..] } else { &cache[&key][..] };
+            let rrows = match &null_row {
+                Some(null_row) if matches.is_empty() => std::slice::from_ref(null_row),
+                _ => matches,
+            };
+            for rrow in rrows {
+                // WHERE's conditions over the right side, after NULL extension.
+                if !is_true(rrow, outer.and_then(|o| o.where_right)) {
+                    continue;
+                }
                 out_rows.push(match &join.merge {
                     // One row standing for a group of one (see plan::join).
                     Some(m) => m
@@ -800,6 +865,27 @@ impl Session {
             .collect()
     }
 
+    /// The answer of one shard (the keyspace's first) to a query that is the
+    /// same on all. Err when the client was told why not.
+    async fn one_shard_rows(&mut self, keyspace: &Arc<str>, sql: String) -> Result<Rows, ()> {
+        let shard = self
+            .keyspace_vschema(keyspace)
+            .and_then(|v| v.shards.first().map(|(s, _)| s.clone()));
+        let Some(shard) = shard else {
+            let _ = self
+                .send_gate_error(1105, "HY000", "keyspace has no shards")
+                .await;
+            return Err(());
+        };
+        let ty = self.tablet_type();
+        let results = self.run_on_shards(keyspace, &[(shard, sql)], ty).await?;
+        Ok(results
+            .into_iter()
+            .next()
+            .map(Rows::from)
+            .unwrap_or_default())
+    }
+
     /// The columns a join's merge takes: its scatter query over both tables,
     /// matching nothing, on one shard (with its answer over no row). Err
     /// when the client was told why not.
@@ -815,22 +901,7 @@ impl Session {
                 .await;
             return Err(());
         };
-        let shard = self
-            .keyspace_vschema(keyspace)
-            .and_then(|v| v.shards.first().map(|(s, _)| s.clone()));
-        let Some(shard) = shard else {
-            let _ = self
-                .send_gate_error(1105, "HY000", "keyspace has no shards")
-                .await;
-            return Err(());
-        };
-        let ty = self.tablet_type();
-        let results = self.run_on_shards(keyspace, &[(shard, sql)], ty).await?;
-        let shape: Rows = results
-            .into_iter()
-            .next()
-            .map(Rows::from)
-            .unwrap_or_default();
+        let shape = self.one_shard_rows(keyspace, sql).await?;
         if shape.columns.len() != merge.cells.len() {
             let _ = self
                 .send_gate_error(
