@@ -39,6 +39,12 @@ SELECT c.id, e.id FROM customer c LEFT JOIN event e ON c.id = e.id AND c.city IS
 
 SELECT c.id, e.id FROM customer c LEFT JOIN event e ON c.score = e.n AND c.name
 
+-- two keys
+SELECT c.id, e.id, e.kind FROM customer c LEFT JOIN event e ON c.id = e.id AND c.score = e.n
+
+-- no key: every right row the ON conditions allow matches
+SELECT c.id, e.id FROM customer c LEFT JOIN event e ON e.kind = 'Buy' AND c.score > 60 WHERE c.id < 40
+
 -- a constant ON condition
 SELECT c.id, e.id FROM customer c LEFT JOIN event e ON c.id = e.id AND 1 = 0
 
@@ -89,6 +95,11 @@ SELECT COALESCE(e.n, -1) AS k, COUNT(*), COUNT(e.kind) FROM customer c LEFT JOIN
 SELECT SUM(COALESCE(o.qty, 0)), COUNT(*), COUNT(o.qty) FROM customer c LEFT JOIN orders o ON c.score = o.qty AND o.price > 300
 
 SELECT e.kind, COUNT(*) FROM customer c LEFT JOIN event e ON c.score = e.n WHERE e.id IS NULL OR e.n > 50 GROUP BY e.kind
+
+SELECT c.name, COUNT(*), COUNT(e.id), SUM(e.n) FROM event e RIGHT JOIN customer c ON c.score = e.n GROUP BY c.name
+
+-- ordered
+SELECT c.id, MAX(o.price) AS top FROM customer c LEFT JOIN orders o ON c.score = o.qty AND c.balance > 3000 WHERE c.id < 50 GROUP BY c.id ORDER BY top DESC, c.id
 
 -- no left row: no joined row
 SELECT COUNT(*), COUNT(e.id) FROM customer c LEFT JOIN event e ON c.score = e.n WHERE c.id < 0

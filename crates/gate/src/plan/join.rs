@@ -1059,6 +1059,47 @@ mod tests {
     }
 
     #[test]
+    fn parameters_of_a_left_join_wait_for_execution_where_they_are_judged() {
+        let j = join(
+            "SELECT c.id, o.id FROM customer c LEFT JOIN orders o ON c.name = o.sku \
+             AND c.score > ? WHERE o.qty = ?",
+        );
+        let outer = j.outer.expect("a left join");
+        let mark = |n: usize| format!("{}{n}{}", text::PARAM_MARK, text::PARAM_END);
+        assert!(
+            j.left_sql
+                .contains(&format!("(c.score > {}) IS TRUE", mark(0))),
+            "{}",
+            j.left_sql
+        );
+        assert!(
+            j.right_sql
+                .contains(&format!("(o.qty = {}) IS TRUE", mark(1))),
+            "{}",
+            j.right_sql
+        );
+        // Not a filter of the right query.
+        assert!(
+            j.right_sql
+                .ends_with(&format!("WHERE (o.sku = {})", key_marker(0))),
+            "{}",
+            j.right_sql
+        );
+        assert!(
+            outer.null_row_sql.contains(&mark(1)),
+            "{}",
+            outer.null_row_sql
+        );
+        assert!(
+            outer
+                .columns_sql
+                .ends_with(&format!("WHERE (o.qty = {}) LIMIT 0", mark(1))),
+            "{}",
+            outer.columns_sql
+        );
+    }
+
+    #[test]
     fn right_join_is_a_left_join_the_other_way_round() {
         let j = join("SELECT o.id, c.id FROM orders o RIGHT JOIN customer c ON c.name = o.sku");
         let outer = j.outer.expect("an outer join");
