@@ -201,6 +201,11 @@ pub(crate) struct Session {
     /// Consistent-lookup entry deletes (keyspace, shard, statement) that run
     /// once the sharded transaction commits; dropped on rollback.
     post_commit: Vec<(Arc<str>, Arc<str>, String)>,
+    /// The sharded path's last plans, checked before the shared cache.
+    plan_cache: crate::plan::SessionPlans,
+    /// Buffers reused by every sharded statement: its normalised text and
+    /// its literal or parameter values.
+    scratch: crate::plan::text::Normalized,
 }
 
 /// Serves one accepted client connection until it ends.
@@ -261,6 +266,8 @@ pub(crate) async fn serve(
         sharded_tx: false,
         autocommit_off: false,
         post_commit: Vec::new(),
+        plan_cache: Default::default(),
+        scratch: Default::default(),
     };
     session.set_handshake_target(&hs);
     session.run().await;

@@ -18,6 +18,7 @@ pub mod text;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, RwLock};
 
 use sqlparser::ast::{ObjectName, ObjectNamePart, Statement};
@@ -841,10 +842,26 @@ pub fn shards_for(
                         PlanError::other(format!("parameter {} was not bound", i + 1))
                     })?,
                 };
-                let Some(ksid) = map_value(vindex.as_ref(), value, false)? else {
-                    continue;
+                let shard = match vindex.map_fixed(&value.as_vindex_value()) {
+                    // 8-byte keyspace ids are mapped without allocating;
+                    // errors as `map_value` makes them for reads.
+                    Some(Ok(Some(ksid))) => keyspace
+                        .shards
+                        .iter()
+                        .find(|(_, range)| range.contains(&ksid))
+                        .map(|(name, _)| name),
+                    Some(Ok(None)) | Some(Err(crate::vindex::VindexError::InvalidValue { .. })) => {
+                        continue;
+                    }
+                    Some(Err(e)) => return Err(PlanError::other(e.to_string())),
+                    None => {
+                        let Some(ksid) = map_value(vindex.as_ref(), value, false)? else {
+                            continue;
+                        };
+                        keyspace.shard_for(&ksid)
+                    }
                 };
-                if let Some(shard) = keyspace.shard_for(&ksid)
+                if let Some(shard) = shard
                     && !out.contains(shard)
                 {
                     out.push(shard.clone());
@@ -886,6 +903,26 @@ impl OwnedValue {
     }
 }
 
+/// The key both plan caches find a statement by: a hash of the session's
+/// keyspace and the (normalised) text. Entries keep the text itself, so a
+/// collision of two keys never returns the other statement's plan.
+pub fn plan_key(keyspace: Option<&str>, sql: &str) -> u64 {
+    use xxhash_rust::xxh64::Xxh64;
+    let mut h = Xxh64::new(0);
+    match keyspace {
+        // A separator no keyspace name contains keeps ("a", "bc") and
+        // ("ab", "c") apart.
+        Some(ks) => {
+            h.update(&[1]);
+            h.update(ks.as_bytes());
+            h.update(&[0]);
+        }
+        None => h.update(&[2]),
+    }
+    h.update(sql.as_bytes());
+    h.digest()
+}
+
 /// Plans cached by statement text, within a bound on their number and
 /// total text size.
 pub struct PlanCache {
@@ -901,20 +938,31 @@ struct CacheEntry {
     plan: Arc<Plan>,
 }
 
-/// Plans are found by a hash of (session keyspace, text), so a lookup
-/// allocates nothing; entries keep their text to rule out collisions.
+/// Plans are found by [`plan_key`], so a lookup allocates nothing; entries
+/// keep their text to rule out collisions.
 #[derive(Default)]
 struct CacheInner {
-    plans: HashMap<u64, Vec<CacheEntry>>,
+    plans: HashMap<u64, Vec<CacheEntry>, BuildHasherDefault<KeyHasher>>,
     bytes: usize,
 }
 
-fn cache_hash(keyspace: Option<&str>, sql: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    keyspace.hash(&mut h);
-    sql.hash(&mut h);
-    h.finish()
+/// The map's keys are already hashes: they are used as they are.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed; this is a fallback that still mixes.
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 impl PlanCache {
@@ -928,19 +976,40 @@ impl PlanCache {
     /// The plan cached for `sql` in a session of `keyspace`, if it was made
     /// with the VSchema of `epoch`.
     pub fn get(&self, keyspace: Option<&str>, sql: &str, epoch: u64) -> Option<Arc<Plan>> {
-        let hash = cache_hash(keyspace, sql);
+        self.get_keyed(plan_key(keyspace, sql), keyspace, sql, epoch)
+    }
+
+    /// [`get`](Self::get) with the key already computed by [`plan_key`].
+    pub fn get_keyed(
+        &self,
+        key: u64,
+        keyspace: Option<&str>,
+        sql: &str,
+        epoch: u64,
+    ) -> Option<Arc<Plan>> {
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
         inner
             .plans
-            .get(&hash)?
+            .get(&key)?
             .iter()
             .find(|e| e.epoch == epoch && e.keyspace.as_deref() == keyspace && &*e.sql == sql)
             .map(|e| e.plan.clone())
     }
 
     pub fn insert(&self, keyspace: Option<&str>, sql: &str, epoch: u64, plan: Arc<Plan>) {
+        self.insert_keyed(plan_key(keyspace, sql), keyspace, sql, epoch, plan)
+    }
+
+    /// [`insert`](Self::insert) with the key already computed by [`plan_key`].
+    pub fn insert_keyed(
+        &self,
+        key: u64,
+        keyspace: Option<&str>,
+        sql: &str,
+        epoch: u64,
+        plan: Arc<Plan>,
+    ) {
         let cost = sql.len() * 2 + 512;
-        let hash = cache_hash(keyspace, sql);
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
         if inner.bytes + cost > self.max_bytes {
             // Dropping everything is crude but bounded, and a hot working
@@ -949,7 +1018,7 @@ impl PlanCache {
             inner.bytes = 0;
         }
         inner.bytes += cost;
-        let entries = inner.plans.entry(hash).or_default();
+        let entries = inner.plans.entry(key).or_default();
         entries.retain(|e| !(e.keyspace.as_deref() == keyspace && &*e.sql == sql));
         entries.push(CacheEntry {
             keyspace: keyspace.map(Box::from),
@@ -964,6 +1033,147 @@ impl PlanCache {
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
         inner.plans.clear();
         inner.bytes = 0;
+    }
+}
+
+/// The plans one session used last, checked before the shared
+/// [`PlanCache`]: a hit takes no lock and allocates nothing. Entries are
+/// found as in the shared cache, by key, keyspace, text and VSchema epoch,
+/// so a VSchema change or a `USE` never finds a plan made for other
+/// conditions.
+#[derive(Default)]
+pub struct SessionPlans {
+    entries: Vec<SessionPlan>,
+    /// The entry the next new plan replaces once all are in use.
+    next: usize,
+}
+
+struct SessionPlan {
+    key: u64,
+    epoch: u64,
+    /// None: a session without a keyspace.
+    keyspace: Option<String>,
+    /// The text the plan is for; its buffer is reused by the plan that
+    /// replaces this one.
+    sql: String,
+    plan: Arc<Plan>,
+}
+
+impl SessionPlans {
+    /// How many plans a session keeps: enough for an application's few hot
+    /// statements, few enough to scan without hashing.
+    const SIZE: usize = 8;
+    /// Longer texts (bulk inserts) are left to the shared cache, so that a
+    /// session holds little memory.
+    const MAX_TEXT: usize = 4096;
+
+    /// The plan this session last made or found for `sql` (key from
+    /// [`plan_key`]) under VSchema `epoch`.
+    pub fn get(
+        &self,
+        key: u64,
+        keyspace: Option<&str>,
+        sql: &str,
+        epoch: u64,
+    ) -> Option<&Arc<Plan>> {
+        self.entries
+            .iter()
+            .find(|e| {
+                e.key == key
+                    && e.epoch == epoch
+                    && e.keyspace.as_deref() == keyspace
+                    && e.sql == sql
+            })
+            .map(|e| &e.plan)
+    }
+
+    pub fn insert(
+        &mut self,
+        key: u64,
+        keyspace: Option<&str>,
+        sql: &str,
+        epoch: u64,
+        plan: Arc<Plan>,
+    ) {
+        if sql.len() > Self::MAX_TEXT {
+            return;
+        }
+        // The same statement under an older epoch is replaced in place.
+        let at = match self
+            .entries
+            .iter()
+            .position(|e| e.key == key && e.keyspace.as_deref() == keyspace && e.sql == sql)
+        {
+            Some(i) => i,
+            None if self.entries.len() < Self::SIZE => {
+                self.entries.push(SessionPlan {
+                    key,
+                    epoch,
+                    keyspace: keyspace.map(str::to_string),
+                    sql: sql.to_string(),
+                    plan,
+                });
+                return;
+            }
+            None => {
+                let i = self.next;
+                self.next = (self.next + 1) % Self::SIZE;
+                i
+            }
+        };
+        let e = &mut self.entries[at];
+        e.key = key;
+        e.epoch = epoch;
+        e.plan = plan;
+        match (keyspace, &mut e.keyspace) {
+            (Some(ks), Some(old)) => {
+                old.clear();
+                old.push_str(ks);
+            }
+            (ks, old) => *old = ks.map(str::to_string),
+        }
+        e.sql.clear();
+        e.sql.push_str(sql);
+    }
+}
+
+/// The one shard a routing needs, found without allocating, when it is
+/// plainly one: a named shard, any shard, a keyspace of one shard, or one
+/// value of a vindex that maps without a lookup to a shard. None leaves the
+/// answer (and any error) to [`shards_for`], which gives the same shard in
+/// every case this one answers.
+pub fn one_shard<'a>(
+    keyspace: &'a KeyspaceVSchema,
+    routing: &'a Routing,
+    params: &[OwnedValue],
+) -> Option<&'a Arc<str>> {
+    match routing {
+        Routing::Shard(s) => Some(s),
+        Routing::AnyShard => keyspace.shards.first().map(|(n, _)| n),
+        Routing::Scatter if keyspace.shards.len() == 1 => keyspace.shards.first().map(|(n, _)| n),
+        Routing::Scatter => None,
+        Routing::Vindex { vindex, values } => {
+            if vindex.needs_lookup() {
+                return None;
+            }
+            let [value] = values.as_slice() else {
+                return None;
+            };
+            let value = match value {
+                RouteValue::Literal(l) => l,
+                RouteValue::Param(i) => params.get(*i)?,
+            };
+            let value = value.as_vindex_value();
+            let ksid = match vindex.map_fixed(&value)? {
+                Ok(Some(ksid)) => ksid,
+                _ => return None,
+            };
+            keyspace
+                .shards
+                .iter()
+                .find(|(_, range)| range.contains(&ksid))
+                .map(|(name, _)| name)
+        }
     }
 }
 
@@ -1086,5 +1296,92 @@ mod tests {
         assert!(cache.get(None, "SELECT 1", 7).is_none());
         assert!(cache.get(Some("a"), "SELECT 1", 8).is_none());
         assert!(cache.get(Some("a"), "SELECT 2", 7).is_none());
+    }
+
+    #[test]
+    fn session_plans_tell_keyspaces_epochs_and_texts_apart() {
+        let mut plans = SessionPlans::default();
+        let key = plan_key(Some("a"), "SELECT ?");
+        plans.insert(key, Some("a"), "SELECT ?", 7, Arc::new(Plan::Begin));
+        assert!(matches!(
+            plans.get(key, Some("a"), "SELECT ?", 7).map(|p| &**p),
+            Some(Plan::Begin)
+        ));
+        assert!(plans.get(key, Some("a"), "SELECT ?", 8).is_none());
+        assert!(plans.get(key, Some("b"), "SELECT ?", 7).is_none());
+        assert!(plans.get(key, None, "SELECT ?", 7).is_none());
+        assert_ne!(plan_key(Some("a"), "SELECT ?"), plan_key(None, "SELECT ?"));
+        assert_ne!(plan_key(Some("ab"), "c"), plan_key(Some("a"), "bc"));
+        // A key collision (forced here) does not return the other text's plan.
+        assert!(plans.get(key, Some("a"), "SELECT ? FROM t", 7).is_none());
+        // A newer epoch replaces the entry in place.
+        plans.insert(key, Some("a"), "SELECT ?", 8, Arc::new(Plan::Commit));
+        assert!(plans.get(key, Some("a"), "SELECT ?", 7).is_none());
+        assert!(matches!(
+            plans.get(key, Some("a"), "SELECT ?", 8).map(|p| &**p),
+            Some(Plan::Commit)
+        ));
+        // Beyond its size the oldest entries go; the newest stay.
+        for i in 0..SessionPlans::SIZE * 2 {
+            let sql = format!("SELECT {i}");
+            let k = plan_key(Some("a"), &sql);
+            plans.insert(k, Some("a"), &sql, 8, Arc::new(Plan::Rollback));
+        }
+        assert_eq!(plans.entries.len(), SessionPlans::SIZE);
+        let last = format!("SELECT {}", SessionPlans::SIZE * 2 - 1);
+        assert!(
+            plans
+                .get(plan_key(Some("a"), &last), Some("a"), &last, 8)
+                .is_some()
+        );
+        assert!(plans.get(key, Some("a"), "SELECT ?", 8).is_none());
+        // Bulk statements stay out of a session's memory.
+        let long = format!("INSERT INTO t VALUES {}(?)", "(?), ".repeat(1000));
+        let k = plan_key(Some("a"), &long);
+        plans.insert(k, Some("a"), &long, 8, Arc::new(Plan::Rollback));
+        assert!(plans.get(k, Some("a"), &long, 8).is_none());
+    }
+
+    #[test]
+    fn one_shard_agrees_with_shards_for() {
+        let table = routing();
+        let ks = &table.keyspaces["ks"].vschema;
+        let statements = [
+            "SELECT * FROM customer WHERE id = 5",
+            "SELECT * FROM customer WHERE id = -5",
+            "SELECT * FROM customer WHERE id = 'abc'",
+            "SELECT * FROM customer WHERE id = NULL",
+            "SELECT * FROM customer WHERE id = ?",
+            "SELECT * FROM customer WHERE id IN (1, 2, 3)",
+            "SELECT * FROM customer WHERE name = 'x'",
+            "SELECT * FROM product",
+        ];
+        let params_sets: [&[OwnedValue]; 4] = [
+            &[],
+            &[OwnedValue::Int(77)],
+            &[OwnedValue::Bytes(b"18446744073709551615".to_vec())],
+            &[OwnedValue::Null],
+        ];
+        let mut answered = 0;
+        for sql in statements {
+            let r = route(sql);
+            for params in params_sets {
+                let all = shards_for(ks, &r.routing, params);
+                if let Some(one) = one_shard(ks, &r.routing, params) {
+                    answered += 1;
+                    assert_eq!(all, Ok(vec![one.clone()]), "{sql} {params:?}");
+                }
+            }
+        }
+        assert!(
+            answered >= 10,
+            "the fast path answered only {answered} cases"
+        );
+        // One value of each vindex maps to the shard its keyspace id says.
+        for id in [0i64, 1, 2, 3, 4, 5, 1000, -1, i64::MAX, i64::MIN] {
+            let r = route(&format!("SELECT * FROM customer WHERE id = {id}"));
+            let all = shards_for(ks, &r.routing, &[]).unwrap();
+            assert_eq!(one_shard(ks, &r.routing, &[]), all.first(), "{id}");
+        }
     }
 }

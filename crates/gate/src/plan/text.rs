@@ -466,6 +466,42 @@ mod tests {
     }
 }
 
+/// Reusable buffers of [`normalize_into`]: a session keeps one, so that
+/// after its first statements normalising allocates nothing (a string
+/// literal's unescaped value aside).
+#[derive(Debug, Default)]
+pub struct Normalized {
+    /// The statement's shape: its text with `?` for each literal taken out
+    /// (the plan caches' key).
+    pub shape: String,
+    /// The literals' values, in text order.
+    pub values: Vec<OwnedValue>,
+    tokens: Vec<tessera_sql::lexer::Token>,
+    /// Per parenthesis depth: which kept clause the lexer is in.
+    keep: Vec<u8>,
+}
+
+impl Normalized {
+    /// Drops what a large statement made the buffers grow to (and the last
+    /// values), so an idle session keeps a few KiB at most.
+    pub fn shrink(&mut self) {
+        const TEXT: usize = 16 * 1024;
+        if self.shape.capacity() > TEXT {
+            self.shape = String::new();
+        }
+        if self.tokens.capacity() > TEXT / 8 {
+            self.tokens = Vec::new();
+        }
+        if self.values.capacity() > 256 {
+            self.values = Vec::new();
+        }
+        self.values.clear();
+        if self.keep.capacity() > 256 {
+            self.keep = Vec::new();
+        }
+    }
+}
+
 /// A text statement with its literals taken out: the text with `?` in
 /// their place (the plan cache's key) and their values in order. Literals
 /// that decide a plan's shape stay in the text: the select list (its text
@@ -473,25 +509,50 @@ mod tests {
 /// limit pushed to the shards), and strings with an introducer or numbers
 /// that are not plain decimals. None when there is nothing to take out.
 pub fn normalize(sql: &str) -> Option<(String, Vec<OwnedValue>)> {
-    use tessera_sql::lexer::{Lexer, TokenKind};
-    if sql.contains('?') {
-        return None;
+    let mut out = Normalized::default();
+    if normalize_into(sql, &mut out) {
+        Some((out.shape, out.values))
+    } else {
+        None
     }
-    let tokens: Vec<_> = Lexer::new(sql).collect();
+}
+
+/// [`normalize`] into reused buffers: `out.shape` and `out.values` hold the
+/// answer when this returns true (false: nothing to take out).
+pub fn normalize_into(sql: &str, out: &mut Normalized) -> bool {
+    use tessera_sql::lexer::{Lexer, TokenKind};
+    out.shape.clear();
+    out.values.clear();
+    if sql.contains('?') {
+        return false;
+    }
+    let Normalized {
+        shape,
+        values,
+        tokens,
+        keep,
+    } = out;
+    tokens.clear();
+    tokens.extend(Lexer::new(sql));
+    let tokens = &tokens[..];
     let word = |i: usize, w: &str| {
         tokens
             .get(i)
             .is_some_and(|t| t.kind == TokenKind::Word && t.text(sql).eq_ignore_ascii_case(w))
     };
-    let mut out = String::with_capacity(sql.len());
-    let mut values = Vec::new();
     let mut copied = 0;
     let mut depth: usize = 0;
     // Per parenthesis depth: inside a select list, a BY list, a LIMIT.
-    let mut keep: Vec<u8> = vec![0; 1];
+    keep.clear();
+    keep.push(0);
     const SELECT_LIST: u8 = 1;
     const BY_LIST: u8 = 2;
     const LIMIT: u8 = 4;
+    /// Words that end a kept clause.
+    const CLAUSE_ENDS: &[&str] = &[
+        "FROM", "WHERE", "HAVING", "WINDOW", "UNION", "FOR", "LOCK", "INTO", "SET", "VALUES",
+        "VALUE", "ON", "USING",
+    ];
     let mut i = 0;
     while i < tokens.len() {
         let t = tokens[i];
@@ -510,96 +571,80 @@ pub fn normalize(sql: &str) -> Option<(String, Vec<OwnedValue>)> {
             TokenKind::Punct(b';') => keep[depth] = 0,
             TokenKind::Word => {
                 let text = t.text(sql);
-                let upper = text.to_ascii_uppercase();
-                match upper.as_str() {
-                    "SELECT" => keep[depth] = SELECT_LIST,
-                    "BY" if i > 0 && (word(i - 1, "ORDER") || word(i - 1, "GROUP")) => {
-                        keep[depth] = BY_LIST
-                    }
-                    "LIMIT" => keep[depth] = LIMIT,
-                    "OFFSET" if keep[depth] == LIMIT => {}
-                    "FROM" | "WHERE" | "HAVING" | "WINDOW" | "UNION" | "FOR" | "LOCK" | "INTO"
-                    | "SET" | "VALUES" | "VALUE" | "ON" | "USING" => keep[depth] = 0,
-                    _ if text.as_bytes()[0].is_ascii_digit() => {
-                        let plain = text.bytes().all(|b| b.is_ascii_digit());
-                        let after_dot = i > 0
-                            && tokens[i - 1].kind == TokenKind::Punct(b'.')
-                            && tokens[i - 1].end == t.start;
-                        if keep[depth] == 0 && plain && !after_dot {
-                            // A decimal: digits '.' digits, written together.
-                            let mut end = t.end;
-                            let mut next = i + 1;
-                            if let (Some(dot), Some(frac)) = (tokens.get(i + 1), tokens.get(i + 2))
-                                && dot.kind == TokenKind::Punct(b'.')
-                                && dot.start == t.end
-                                && frac.kind == TokenKind::Word
-                                && frac.start == dot.end
-                            {
-                                if !frac.text(sql).bytes().all(|b| b.is_ascii_digit()) {
-                                    i += 1;
-                                    continue;
-                                }
-                                end = frac.end;
-                                next = i + 3;
+                let is = |k: &str| text.eq_ignore_ascii_case(k);
+                if is("SELECT") {
+                    keep[depth] = SELECT_LIST;
+                } else if is("BY") && i > 0 && (word(i - 1, "ORDER") || word(i - 1, "GROUP")) {
+                    keep[depth] = BY_LIST;
+                } else if is("LIMIT") {
+                    keep[depth] = LIMIT;
+                } else if is("OFFSET") && keep[depth] == LIMIT {
+                } else if CLAUSE_ENDS.iter().any(|k| is(k)) {
+                    keep[depth] = 0;
+                } else if text.as_bytes()[0].is_ascii_digit() {
+                    let plain = text.bytes().all(|b| b.is_ascii_digit());
+                    let after_dot = i > 0
+                        && tokens[i - 1].kind == TokenKind::Punct(b'.')
+                        && tokens[i - 1].end == t.start;
+                    if keep[depth] == 0 && plain && !after_dot {
+                        // A decimal: digits '.' digits, written together.
+                        let mut end = t.end;
+                        let mut next = i + 1;
+                        if let (Some(dot), Some(frac)) = (tokens.get(i + 1), tokens.get(i + 2))
+                            && dot.kind == TokenKind::Punct(b'.')
+                            && dot.start == t.end
+                            && frac.kind == TokenKind::Word
+                            && frac.start == dot.end
+                        {
+                            if !frac.text(sql).bytes().all(|b| b.is_ascii_digit()) {
+                                i += 1;
+                                continue;
                             }
-                            // A unary minus goes with its number, so that
-                            // `id = -5` and `IN (-1, 2)` still route by value:
-                            // a minus right after an operator or an opening
-                            // parenthesis or comma cannot be a subtraction.
-                            let mut start = t.start;
-                            if i >= 2
-                                && tokens[i - 1].kind == TokenKind::Punct(b'-')
-                                && matches!(
-                                    tokens[i - 2].kind,
-                                    TokenKind::Punct(
-                                        b'=' | b'<'
-                                            | b'>'
-                                            | b'('
-                                            | b','
-                                            | b'+'
-                                            | b'-'
-                                            | b'*'
-                                            | b'/'
-                                            | b'%'
-                                    )
-                                )
-                            {
-                                start = tokens[i - 1].start;
-                            }
-                            let negative = start != t.start;
-                            let digits = &sql[t.start..end];
-                            let owned;
-                            let literal = if negative {
-                                owned = format!("-{digits}");
-                                owned.as_str()
-                            } else {
-                                digits
-                            };
-                            let value = match literal.parse::<i64>() {
-                                Ok(n) => OwnedValue::Int(n),
-                                Err(_) => match literal.parse::<u64>() {
-                                    Ok(n) => OwnedValue::UInt(n),
-                                    Err(_) => OwnedValue::Decimal(literal.as_bytes().to_vec()),
-                                },
-                            };
-                            out.push_str(&sql[copied..start]);
-                            out.push('?');
-                            copied = end;
-                            values.push(value);
-                            i = next;
-                            continue;
+                            end = frac.end;
+                            next = i + 3;
                         }
+                        // A unary minus goes with its number, so that
+                        // `id = -5` and `IN (-1, 2)` still route by value:
+                        // a minus right after an operator or an opening
+                        // parenthesis or comma cannot be a subtraction.
+                        let mut start = t.start;
+                        if i >= 2
+                            && tokens[i - 1].kind == TokenKind::Punct(b'-')
+                            && matches!(
+                                tokens[i - 2].kind,
+                                TokenKind::Punct(
+                                    b'=' | b'<'
+                                        | b'>'
+                                        | b'('
+                                        | b','
+                                        | b'+'
+                                        | b'-'
+                                        | b'*'
+                                        | b'/'
+                                        | b'%'
+                                )
+                            )
+                        {
+                            start = tokens[i - 1].start;
+                        }
+                        let negative = start != t.start;
+                        shape.push_str(&sql[copied..start]);
+                        shape.push('?');
+                        copied = end;
+                        values.push(number_value(&sql[t.start..end], negative));
+                        i = next;
+                        continue;
                     }
-                    _ if keep[depth] == LIMIT => keep[depth] = 0,
-                    _ => {}
+                } else if keep[depth] == LIMIT {
+                    keep[depth] = 0;
                 }
             }
             TokenKind::String if keep[depth] == 0 && sql.as_bytes()[t.start] == b'\'' => {
                 let introduced =
                     i > 0 && tokens[i - 1].kind == TokenKind::Word && tokens[i - 1].end == t.start;
                 if !introduced && t.end > t.start + 1 && sql.as_bytes()[t.end - 1] == b'\'' {
-                    out.push_str(&sql[copied..t.start]);
-                    out.push('?');
+                    shape.push_str(&sql[copied..t.start]);
+                    shape.push('?');
                     copied = t.end;
                     values.push(OwnedValue::Bytes(unescape(&sql[t.start + 1..t.end - 1])));
                 }
@@ -609,10 +654,37 @@ pub fn normalize(sql: &str) -> Option<(String, Vec<OwnedValue>)> {
         i += 1;
     }
     if values.is_empty() {
-        return None;
+        shape.clear();
+        return false;
     }
-    out.push_str(&sql[copied..]);
-    Some((out, values))
+    shape.push_str(&sql[copied..]);
+    true
+}
+
+/// The value of a number literal taken out by `normalize`: `digits` are
+/// decimal digits, maybe with a fraction; `negative` when a unary minus
+/// went with them. An integer that fits i64 (or else u64) is one, anything
+/// else keeps its text — the same answers as parsing the text with its
+/// minus, without building that text.
+fn number_value(digits: &str, negative: bool) -> OwnedValue {
+    if let Ok(n) = digits.parse::<u64>() {
+        if !negative {
+            return match i64::try_from(n) {
+                Ok(i) => OwnedValue::Int(i),
+                Err(_) => OwnedValue::UInt(n),
+            };
+        }
+        if n <= 1 << 63 {
+            // 2^63 wraps to i64::MIN, which is its negation.
+            return OwnedValue::Int((n as i64).wrapping_neg());
+        }
+    }
+    let mut text = Vec::with_capacity(digits.len() + 1);
+    if negative {
+        text.push(b'-');
+    }
+    text.extend_from_slice(digits.as_bytes());
+    OwnedValue::Decimal(text)
 }
 
 #[cfg(test)]
@@ -670,5 +742,67 @@ mod normalize_tests {
         assert_eq!(values, vec![OwnedValue::Int(i64::MIN)]);
         assert_eq!(normalize("SELECT 1"), None);
         assert_eq!(normalize("SELECT * FROM t WHERE a = 0x1F"), None);
+    }
+
+    #[test]
+    fn numbers_keep_the_values_their_text_has() {
+        let cases: &[(&str, bool, OwnedValue)] = &[
+            ("0", true, OwnedValue::Int(0)),
+            ("007", false, OwnedValue::Int(7)),
+            ("9223372036854775807", false, OwnedValue::Int(i64::MAX)),
+            ("9223372036854775808", false, OwnedValue::UInt(1 << 63)),
+            ("9223372036854775808", true, OwnedValue::Int(i64::MIN)),
+            (
+                "9223372036854775809",
+                true,
+                OwnedValue::Decimal(b"-9223372036854775809".to_vec()),
+            ),
+            ("18446744073709551615", false, OwnedValue::UInt(u64::MAX)),
+            (
+                "18446744073709551616",
+                false,
+                OwnedValue::Decimal(b"18446744073709551616".to_vec()),
+            ),
+            ("1.50", true, OwnedValue::Decimal(b"-1.50".to_vec())),
+        ];
+        for (digits, negative, expected) in cases {
+            assert_eq!(
+                &number_value(digits, *negative),
+                expected,
+                "{digits} {negative}"
+            );
+            // The same as the literal's text parsed whole.
+            let text = if *negative {
+                format!("-{digits}")
+            } else {
+                digits.to_string()
+            };
+            let parsed = text
+                .parse::<i64>()
+                .map(OwnedValue::Int)
+                .or_else(|_| text.parse::<u64>().map(OwnedValue::UInt))
+                .unwrap_or_else(|_| OwnedValue::Decimal(text.clone().into_bytes()));
+            assert_eq!(&parsed, expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn reused_buffers_give_what_fresh_ones_give() {
+        let statements = [
+            "SELECT c FROM sbtest1 WHERE id=5017",
+            "SELECT a, 'x' FROM t WHERE name = 'it''s' AND (b IN (1, -2)) ORDER BY 2 LIMIT 10",
+            "SELECT 1",
+            "SELECT c FROM sbtest1 WHERE id=-3",
+            "UPDATE t SET a = 'long string value here' WHERE id = 9 AND ((x = 1.5))",
+            "SELECT * FROM t WHERE a = ?",
+            "INSERT INTO t (a, b) VALUES (1, 'x'), (-2, _utf8mb4'y')",
+        ];
+        let mut reused = Normalized::default();
+        for sql in statements.iter().chain(statements.iter().rev()) {
+            let fresh = normalize(sql);
+            let got = normalize_into(sql, &mut reused)
+                .then(|| (reused.shape.clone(), reused.values.clone()));
+            assert_eq!(got, fresh, "{sql}");
+        }
     }
 }

@@ -111,6 +111,36 @@ impl Session {
         Ok(planned)
     }
 
+    /// A plan for `sql` from the session's own last plans, else as
+    /// `plan_for` finds or makes it (and then kept by the session too).
+    fn session_plan_for(&mut self, sql: &str) -> Result<Arc<Plan>, PlanError> {
+        let table = self.shared.routing.load();
+        let epoch = table.vschema_epoch;
+        let keyspace = self.target.as_ref().map(|t| t.keyspace.as_str());
+        let key = plan::plan_key(keyspace, sql);
+        if let Some(p) = self.plan_cache.get(key, keyspace, sql, epoch) {
+            return Ok(p.clone());
+        }
+        let planned = match self.shared.plans.get_keyed(key, keyspace, sql, epoch) {
+            Some(p) => p,
+            None => {
+                let ctx = PlanContext {
+                    routing: &table,
+                    keyspace,
+                    schema: Some(&self.shared.schema),
+                };
+                let planned = Arc::new(plan::plan(&ctx, sql)?);
+                self.shared
+                    .plans
+                    .insert_keyed(key, keyspace, sql, epoch, planned.clone());
+                planned
+            }
+        };
+        self.plan_cache
+            .insert(key, keyspace, sql, epoch, planned.clone());
+        Ok(planned)
+    }
+
     pub(super) fn sharded_prepare_plan(&self, sql: &str) -> Result<Arc<Plan>, PlanError> {
         self.plan_for(sql)
     }
@@ -155,6 +185,7 @@ impl Session {
         }
         // Literals become parameters, so one plan serves every statement of
         // the same shape; the client's own text still goes to a single shard.
+        // The buffers are the session's, taken for the statement's time.
         if matches!(
             classified.kind,
             StatementKind::Select
@@ -162,14 +193,33 @@ impl Session {
                 | StatementKind::Replace
                 | StatementKind::Update
                 | StatementKind::Delete
-        ) && let Some((normalized, values)) = plan::text::normalize(sql)
-            && let Ok(plan) = self.plan_for(&normalized)
-        {
-            return self
-                .run_plan(&plan, &values, Original::Query(payload), classified, false)
-                .await;
+        ) {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            let planned = if plan::text::normalize_into(sql, &mut scratch) {
+                self.session_plan_for(&scratch.shape).ok()
+            } else {
+                None
+            };
+            let result = match planned {
+                Some(plan) => Some(
+                    self.run_plan(
+                        &plan,
+                        &scratch.values,
+                        Original::Query(payload),
+                        classified,
+                        false,
+                    )
+                    .await,
+                ),
+                None => None,
+            };
+            scratch.shrink();
+            self.scratch = scratch;
+            if let Some(result) = result {
+                return result;
+            }
         }
-        let plan = match self.plan_for(sql) {
+        let plan = match self.session_plan_for(sql) {
             Ok(p) => p,
             Err(e) => return self.send_plan_error(e).await,
         };
@@ -183,34 +233,40 @@ impl Session {
         body: &[u8],
         plan: Arc<Plan>,
     ) -> Result<(), End> {
-        let params = match self.decode_params(stmt_id, body) {
-            Ok(p) => p,
+        // The values go in the session's reused buffer, taken for the
+        // statement's time.
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let result = match self.decode_params(stmt_id, body, &mut scratch.values) {
+            Ok(classified) => {
+                self.run_plan(
+                    &plan,
+                    &scratch.values,
+                    Original::Execute { stmt_id, body },
+                    classified,
+                    true,
+                )
+                .await
+            }
             Err(why) => {
                 tracing::debug!(peer = %self.peer, "bad execute packet: {why}");
-                return self
-                    .send_gate_error(1210, "HY000", "Incorrect arguments to mysqld_stmt_execute")
-                    .await;
+                self.send_gate_error(1210, "HY000", "Incorrect arguments to mysqld_stmt_execute")
+                    .await
             }
         };
-        let Some(stmt) = self.stmts.get(&stmt_id) else {
-            return Ok(());
-        };
-        let classified = Classified {
-            kind: stmt.kind,
-            flags: stmt.flags,
-        };
-        self.run_plan(
-            &plan,
-            &params,
-            Original::Execute { stmt_id, body },
-            classified,
-            true,
-        )
-        .await
+        scratch.shrink();
+        self.scratch = scratch;
+        result
     }
 
-    /// The values of an execution's parameters, as the planner's values.
-    fn decode_params(&mut self, stmt_id: u32, body: &[u8]) -> Result<Vec<OwnedValue>, String> {
+    /// The values of an execution's parameters, as the planner's values,
+    /// into `out`; and what the statement is.
+    fn decode_params(
+        &mut self,
+        stmt_id: u32,
+        body: &[u8],
+        out: &mut Vec<OwnedValue>,
+    ) -> Result<Classified, String> {
+        out.clear();
         let stmt = self
             .stmts
             .get_mut(&stmt_id)
@@ -225,7 +281,7 @@ impl Session {
             return Err("parameter types were never bound".to_string());
         }
         let mut values = header.values;
-        let mut out = Vec::with_capacity(n);
+        out.reserve(n);
         for i in 0..n {
             let is_null = header
                 .null_bitmap
@@ -244,7 +300,10 @@ impl Session {
             out.push(decode_binary_value(ty, unsigned, &mut values)?);
         }
         stmt.long_data.clear();
-        Ok(out)
+        Ok(Classified {
+            kind: stmt.kind,
+            flags: stmt.flags,
+        })
     }
 
     async fn run_plan(
@@ -307,6 +366,20 @@ impl Session {
         classified: Classified,
         binary: bool,
     ) -> Result<(), End> {
+        // The common case: one shard, known from the plan and the values
+        // alone. Found under the routing table's guard without allocating.
+        let one = {
+            let table = self.shared.routing.load();
+            table
+                .keyspaces
+                .get(&*route.keyspace)
+                .and_then(|k| plan::one_shard(&k.vschema, &route.routing, params).cloned())
+        };
+        if let Some(shard) = one {
+            return self
+                .relay_to_shard(&route.keyspace, shard, original, classified)
+                .await;
+        }
         let Some(vschema) = self.keyspace_vschema(&route.keyspace) else {
             return self
                 .send_gate_error(
@@ -324,25 +397,10 @@ impl Session {
         };
         let ty = self.tablet_type();
         if shards.len() == 1 {
-            // One shard answers exactly what the client asked: relay it.
             let shard = shards[0].clone();
-            if self.sharded_tx && self.begin_on(&route.keyspace, &shard, ty).await.is_err() {
-                return Ok(());
-            }
-            self.route_override = Some((route.keyspace.clone(), shard, ty));
-            let (request, flags, kind) = match original {
-                Original::Query(payload) => {
-                    (Request::Raw(payload), classified.flags, classified.kind)
-                }
-                Original::Execute { stmt_id, body } => (
-                    Request::Execute { stmt_id, body },
-                    classified.flags,
-                    classified.kind,
-                ),
-            };
-            let result = self.forward(request, flags, kind).await;
-            self.route_override = None;
-            return result;
+            return self
+                .relay_to_shard(&route.keyspace, shard, original, classified)
+                .await;
         }
         let text = match (&route.sql, original) {
             (Some(sql), _) => match plan::interpolate(sql, params) {
@@ -405,6 +463,30 @@ impl Session {
             },
         )
         .await
+    }
+
+    /// One shard answers exactly what the client asked: relays it there.
+    async fn relay_to_shard(
+        &mut self,
+        keyspace: &Arc<str>,
+        shard: Arc<str>,
+        original: Original<'_>,
+        classified: Classified,
+    ) -> Result<(), End> {
+        let ty = self.tablet_type();
+        if self.sharded_tx && self.begin_on(keyspace, &shard, ty).await.is_err() {
+            return Ok(());
+        }
+        self.route_override = Some((keyspace.clone(), shard, ty));
+        let request = match original {
+            Original::Query(payload) => Request::Raw(payload),
+            Original::Execute { stmt_id, body } => Request::Execute { stmt_id, body },
+        };
+        let result = self
+            .forward(request, classified.flags, classified.kind)
+            .await;
+        self.route_override = None;
+        result
     }
 
     /// Opens the session's sharded transaction on a shard it has not

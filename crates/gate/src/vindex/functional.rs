@@ -79,6 +79,23 @@ impl Functional {
             reason,
         }
     }
+
+    /// The keyspace id of the integer vindexes (`hash`, `numeric`,
+    /// `reverse_bits`): always 8 bytes.
+    fn map_integer(&self, value: &VindexValue<'_>) -> Result<Option<[u8; 8]>, VindexError> {
+        let n = match self.function {
+            Function::Hash => to_u64_wrapping(value),
+            _ => to_u64(value),
+        };
+        let Some(n) = n.map_err(|reason| self.invalid(value, reason))? else {
+            return Ok(None);
+        };
+        Ok(Some(match self.function {
+            Function::Hash => des_null_key(n),
+            Function::ReverseBits => n.reverse_bits().to_be_bytes(),
+            _ => n.to_be_bytes(),
+        }))
+    }
 }
 
 impl Vindex for Functional {
@@ -102,22 +119,22 @@ impl Vindex for Functional {
         &self.unknown_params
     }
 
+    fn map_fixed(&self, value: &VindexValue<'_>) -> Option<Result<Option<[u8; 8]>, VindexError>> {
+        matches!(
+            self.function,
+            Function::Hash | Function::Numeric | Function::ReverseBits
+        )
+        .then(|| self.map_integer(value))
+    }
+
     fn map(&self, value: &VindexValue<'_>) -> Result<Option<KeyspaceId>, VindexError> {
         let ksid = match self.function {
-            Function::Hash => {
-                match to_u64_wrapping(value).map_err(|reason| self.invalid(value, reason))? {
-                    Some(n) => des_null_key(n).to_vec(),
+            Function::Hash | Function::Numeric | Function::ReverseBits => {
+                match self.map_integer(value)? {
+                    Some(k) => k.to_vec(),
                     None => return Ok(None),
                 }
             }
-            Function::Numeric => match to_u64(value).map_err(|r| self.invalid(value, r))? {
-                Some(n) => n.to_be_bytes().to_vec(),
-                None => return Ok(None),
-            },
-            Function::ReverseBits => match to_u64(value).map_err(|r| self.invalid(value, r))? {
-                Some(n) => n.reverse_bits().to_be_bytes().to_vec(),
-                None => return Ok(None),
-            },
             // The byte-based vindexes hash NULL as empty bytes, as Vitess does.
             Function::XxHash => xxh64_le(&value_bytes(value)).to_vec(),
             Function::Binary => value_bytes(value).into_owned(),
@@ -153,4 +170,41 @@ fn des_null_key(n: u64) -> [u8; 8] {
 /// XXH64 (seed 0), stored little-endian as Vitess stores it.
 fn xxh64_le(bytes: &[u8]) -> [u8; 8] {
     xxhash_rust::xxh64::xxh64(bytes, 0).to_le_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_fixed_gives_what_map_gives() {
+        let values = [
+            VindexValue::Null,
+            VindexValue::Int(0),
+            VindexValue::Int(1),
+            VindexValue::Int(-1),
+            VindexValue::Int(i64::MIN),
+            VindexValue::UInt(u64::MAX),
+            VindexValue::Bytes(b"42"),
+            VindexValue::Bytes(b"-42"),
+            VindexValue::Bytes(b"abc"),
+        ];
+        let none = BTreeMap::new();
+        for kind in ["hash", "numeric", "reverse_bits"] {
+            let v = Functional::new("v", kind, &none).unwrap();
+            for value in &values {
+                let fixed = v.map_fixed(value).expect("an integer vindex maps fixed");
+                let full = v.map(value);
+                assert_eq!(
+                    fixed.map(|k| k.map(|k| KeyspaceId(k.to_vec()))),
+                    full,
+                    "{kind} {value}"
+                );
+            }
+        }
+        for kind in ["xxhash", "binary", "binary_md5", "null"] {
+            let v = Functional::new("v", kind, &none).unwrap();
+            assert!(v.map_fixed(&VindexValue::Int(1)).is_none(), "{kind}");
+        }
+    }
 }

@@ -120,6 +120,12 @@ pub trait Vindex: Send + Sync {
     }
     /// `Ok(None)` when the value maps to no shard (e.g. NULL for `hash`).
     fn map(&self, value: &VindexValue<'_>) -> Result<Option<KeyspaceId>, VindexError>;
+    /// `map` without allocating, for vindexes whose keyspace ids are always
+    /// 8 bytes (`hash`, `numeric`, `reverse_bits`): the same answer as
+    /// `map`'s, its bytes inline. None for the other vindexes.
+    fn map_fixed(&self, _value: &VindexValue<'_>) -> Option<Result<Option<[u8; 8]>, VindexError>> {
+        None
+    }
 }
 
 /// Every type `create_vindex` accepts.
