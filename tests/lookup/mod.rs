@@ -395,6 +395,13 @@ pub async fn routing_rules(port: u16, ctld_port: u16) {
         .query_drop("INSERT INTO moved (id, label) VALUES (1, 'sharded'), (2, 'sharded'), (3, 'sharded'), (4, 'sharded'), (5, 'sharded')")
         .await
         .unwrap();
+    // Prepared before any rule: planned again when the rules change.
+    let count_moved = customer
+        .prep("SELECT COUNT(*) FROM moved WHERE id > ?")
+        .await
+        .unwrap();
+    let count: Option<i64> = customer.exec_first(&count_moved, (0,)).await.unwrap();
+    assert_eq!(count, Some(5));
     let mut commerce = connect(port, "commerce").await;
     commerce
         .query_drop("INSERT INTO moved (id, label) VALUES (1, 'unsharded'), (2, 'unsharded')")
@@ -483,6 +490,33 @@ pub async fn routing_rules(port: u16, ctld_port: u16) {
             }
         }
     }
+    // A statement prepared in the customer session before its own table
+    // was disabled does not run on its old plan.
+    let out = apply_rules(
+        ctld_port,
+        r#"{"rules": [{"from_table": "customer.moved", "to_tables": []}]}"#,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match customer.exec_first::<i64, _, _>(&count_moved, (0,)).await {
+            Err(e) if server_code(&e) == Some(1105) => {
+                assert!(e.to_string().contains("disabled"), "{e}");
+                break;
+            }
+            other => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the prepared statement kept its old plan: {other:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    }
     let out = apply_rules(ctld_port, r#"{"rules": []}"#);
     assert!(
         out.status.success(),
@@ -495,6 +529,20 @@ pub async fn routing_rules(port: u16, ctld_port: u16) {
         "unsharded",
     )
     .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match customer.exec_first::<i64, _, _>(&count_moved, (0,)).await {
+            Ok(count) => {
+                assert_eq!(count, Some(5), "planned again once the rule is gone");
+                break;
+            }
+            Err(e) => assert!(
+                std::time::Instant::now() < deadline,
+                "still refused after the rules were cleared: {e}"
+            ),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     commerce.disconnect().await.unwrap();
     customer.disconnect().await.unwrap();
 }

@@ -105,6 +105,9 @@ struct PreparedStmt {
     long_data: Vec<(u16, Vec<u8>)>,
     /// The plan of a statement prepared for a sharded keyspace.
     plan: Option<Arc<crate::plan::Plan>>,
+    /// The VSchema epoch the plan was made under: a later one (a new
+    /// VSchema or routing rules) plans the statement again.
+    plan_epoch: u64,
 }
 
 /// What a command sends to the backend.
@@ -619,6 +622,7 @@ impl Session {
         classified: tessera_sql::Classified,
         plan: Option<Arc<crate::plan::Plan>>,
     ) -> Result<(), End> {
+        let plan_epoch = self.shared.routing.load().vschema_epoch;
         let mut buffering = BufferState::default();
         let mut slot = match self.checkout(&mut buffering).await {
             Ok(slot) => slot,
@@ -645,6 +649,7 @@ impl Session {
                             param_types: Vec::new(),
                             long_data: Vec::new(),
                             plan,
+                            plan_epoch,
                         },
                     );
                     tessera_wire::write_prepare_ok(&mut self.client, self.caps, id, &prepared);
@@ -684,7 +689,10 @@ impl Session {
         };
         let (flags, kind) = (stmt.flags, stmt.kind);
         let result = match stmt.plan.clone() {
-            Some(plan) => self.sharded_execute(stmt_id, body, plan).await,
+            Some(plan) => match self.current_plan(stmt_id, plan) {
+                Ok(plan) => self.sharded_execute(stmt_id, body, plan).await,
+                Err(e) => self.send_plan_error(e).await,
+            },
             None => {
                 self.forward(Request::Execute { stmt_id, body }, flags, kind)
                     .await
@@ -695,6 +703,29 @@ impl Session {
             stmt.long_data.clear();
         }
         result
+    }
+
+    /// A prepared statement's plan, made again when the VSchema or the
+    /// routing rules changed since it was made.
+    fn current_plan(
+        &mut self,
+        stmt_id: u32,
+        plan: Arc<crate::plan::Plan>,
+    ) -> Result<Arc<crate::plan::Plan>, crate::plan::PlanError> {
+        let epoch = self.shared.routing.load().vschema_epoch;
+        let Some(stmt) = self.stmts.get(&stmt_id) else {
+            return Ok(plan);
+        };
+        if stmt.plan_epoch == epoch {
+            return Ok(plan);
+        }
+        let sql = stmt.sql.clone();
+        let plan = self.sharded_prepare_plan(&sql)?;
+        if let Some(stmt) = self.stmts.get_mut(&stmt_id) {
+            stmt.plan = Some(plan.clone());
+            stmt.plan_epoch = epoch;
+        }
+        Ok(plan)
     }
 
     fn com_stmt_send_long_data(&mut self, payload: &Bytes) {
