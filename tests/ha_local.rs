@@ -152,6 +152,27 @@ fn ctl(c: &LocalCluster, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+/// A `local up` config of one semi_sync keyspace whose shards each have a
+/// primary and two replicas (uids 100, 101, 102 for the first shard, 103…
+/// for the next).
+fn semi_sync_config(dir: &std::path::Path, keyspace: &str, shards: &[&str]) -> std::path::PathBuf {
+    let mut toml = format!(
+        "cell = \"zone1\"\n[[keyspace]]\nname = \"{keyspace}\"\nsharded = {}\ndurability = \"semi_sync\"\n",
+        shards.len() > 1
+    );
+    for (i, shard) in shards.iter().enumerate() {
+        let uid = 100 + 3 * i;
+        toml.push_str(&format!(
+            "[[keyspace.shard]]\nname = \"{shard}\"\ntablets = [\n  {{ uid = {uid}, type = \"primary\" }},\n  {{ uid = {}, type = \"replica\" }},\n  {{ uid = {}, type = \"replica\" }},\n]\n",
+            uid + 1,
+            uid + 2
+        ));
+    }
+    let path = dir.join(format!("{keyspace}.toml"));
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
 /// A counter from the gate's /metrics.
 async fn gate_counter(c: &LocalCluster, name: &str) -> u64 {
     let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", c.ports.gate_http))
@@ -204,24 +225,7 @@ async fn check_all_acked_present(c: &LocalCluster, db: &str, log: &WriterLog) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reparents_and_primary_crash_under_write_load() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("semi-sync.toml");
-    std::fs::write(
-        &config,
-        r#"cell = "zone1"
-[[keyspace]]
-name = "commerce"
-sharded = false
-durability = "semi_sync"
-[[keyspace.shard]]
-name = "0"
-tablets = [
-  { uid = 100, type = "primary" },
-  { uid = 101, type = "replica" },
-  { uid = 102, type = "replica" },
-]
-"#,
-    )
-    .unwrap();
+    let config = semi_sync_config(dir.path(), "commerce", &["0"]);
     let cluster = tokio::task::spawn_blocking({
         let data = dir.path().join("data");
         move || {
@@ -417,31 +421,7 @@ async fn scatter_reader(port: u16, stop: Arc<AtomicBool>) -> (u64, Vec<String>) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sharded_primary_crash_under_write_load() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("sharded.toml");
-    std::fs::write(
-        &config,
-        r#"cell = "zone1"
-[[keyspace]]
-name = "customer"
-sharded = true
-durability = "semi_sync"
-[[keyspace.shard]]
-name = "-80"
-tablets = [
-  { uid = 100, type = "primary" },
-  { uid = 101, type = "replica" },
-  { uid = 102, type = "replica" },
-]
-[[keyspace.shard]]
-name = "80-"
-tablets = [
-  { uid = 103, type = "primary" },
-  { uid = 104, type = "replica" },
-  { uid = 105, type = "replica" },
-]
-"#,
-    )
-    .unwrap();
+    let config = semi_sync_config(dir.path(), "customer", &["-80", "80-"]);
     let vschema = dir.path().join("vschema.json");
     std::fs::write(
         &vschema,

@@ -809,11 +809,38 @@ async fn switch_to_replica(cluster: &Cluster) {
 fn spawn_statement(
     mut conn: mysql_async::Conn,
     sql: &'static str,
-) -> tokio::task::JoinHandle<Result<u64, mysql_async::Error>> {
+) -> tokio::task::JoinHandle<Outcome> {
     tokio::spawn(async move {
         conn.query_drop(sql).await?;
         Ok(conn.affected_rows())
     })
+}
+
+type Outcome = Result<u64, mysql_async::Error>;
+
+/// The outcomes of the autocommit write and the COMMIT, each within 20 s.
+async fn answers(
+    write: tokio::task::JoinHandle<Outcome>,
+    commit: tokio::task::JoinHandle<Outcome>,
+) -> (Outcome, Outcome) {
+    let within = |what: &'static str, task: tokio::task::JoinHandle<Outcome>| async move {
+        tokio::time::timeout(Duration::from_secs(20), task)
+            .await
+            .unwrap_or_else(|_| panic!("the {what} is answered"))
+            .unwrap()
+    };
+    (within("write", write).await, within("commit", commit).await)
+}
+
+/// (id, v, server id) of every row of `t`, read through the gate.
+async fn rows_and_server(gate: &Gate) -> Vec<(i32, i32, u32)> {
+    let mut check = mysql_async::Conn::new(opts(gate)).await.unwrap();
+    let values = check
+        .query("SELECT id, v, @@server_id FROM t ORDER BY id")
+        .await
+        .unwrap();
+    check.disconnect().await.ok();
+    values
 }
 
 /// The old primary committed an autocommit write and a transaction, and
@@ -838,14 +865,7 @@ async fn lost_answers_of_committed_writes_come_from_their_markers() {
     );
     let resolved_before = gate.metrics().marked_writes_resolved.get();
     switch_to_replica(&cluster).await;
-    let write = tokio::time::timeout(Duration::from_secs(20), write)
-        .await
-        .expect("the write is answered")
-        .unwrap();
-    let commit = tokio::time::timeout(Duration::from_secs(20), commit)
-        .await
-        .expect("the commit is answered")
-        .unwrap();
+    let (write, commit) = answers(write, commit).await;
     println!("committed, answers lost: write {write:?}, commit {commit:?}");
     assert_eq!(write.expect("the write succeeds"), 1, "affected rows");
     commit.expect("the commit succeeds");
@@ -854,13 +874,10 @@ async fn lost_answers_of_committed_writes_come_from_their_markers() {
         2
     );
     // Nothing ran twice on the new primary.
-    let mut check = mysql_async::Conn::new(opts(&gate)).await.unwrap();
-    let values: Vec<(i32, i32, u32)> = check
-        .query("SELECT id, v, @@server_id FROM t ORDER BY id")
-        .await
-        .unwrap();
-    assert_eq!(values, vec![(1, 1, 201), (2, 10, 201)]);
-    check.disconnect().await.ok();
+    assert_eq!(
+        rows_and_server(&gate).await,
+        vec![(1, 1, 201), (2, 10, 201)]
+    );
     gate.shutdown().await;
     cluster.stop().await;
 }
@@ -881,14 +898,7 @@ async fn writes_lost_on_the_way_run_again_and_transactions_abort() {
         "nothing got through the relay"
     );
     switch_to_replica(&cluster).await;
-    let write = tokio::time::timeout(Duration::from_secs(20), write)
-        .await
-        .expect("the write is answered")
-        .unwrap();
-    let commit = tokio::time::timeout(Duration::from_secs(20), commit)
-        .await
-        .expect("the commit is answered")
-        .unwrap();
+    let (write, commit) = answers(write, commit).await;
     println!("requests lost: write {write:?}, commit {commit:?}");
     assert_eq!(write.expect("the write succeeds"), 1, "affected rows");
     match commit {
@@ -898,13 +908,7 @@ async fn writes_lost_on_the_way_run_again_and_transactions_abort() {
         }
         other => panic!("the commit must fail as rolled back: {other:?}"),
     }
-    let mut check = mysql_async::Conn::new(opts(&gate)).await.unwrap();
-    let values: Vec<(i32, i32, u32)> = check
-        .query("SELECT id, v, @@server_id FROM t ORDER BY id")
-        .await
-        .unwrap();
-    assert_eq!(values, vec![(1, 1, 201), (2, 0, 201)]);
-    check.disconnect().await.ok();
+    assert_eq!(rows_and_server(&gate).await, vec![(1, 1, 201), (2, 0, 201)]);
     gate.shutdown().await;
     cluster.stop().await;
 }
