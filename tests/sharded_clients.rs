@@ -890,6 +890,50 @@ async fn sharded_transaction(port: u16) {
         by_shard.values().all(|ids| ids.len() == 2),
         "two committed rows per shard: {by_shard:?}"
     );
+
+    // One shard's part is lost before COMMIT (its backend session killed):
+    // the error names that shard and the shard where COMMIT went through.
+    let on = |shard: &str| {
+        *ids.iter()
+            .find(|id| tutorial_cluster::customer_shard("xxhash", **id) == shard)
+            .unwrap()
+    };
+    let (low, high) = (on("-80"), on("80-"));
+    conn.query_drop("BEGIN").await.unwrap();
+    for id in [low, high] {
+        conn.query_drop(format!(
+            "UPDATE tx_item SET label = 'partial' WHERE id = {id}"
+        ))
+        .await
+        .unwrap();
+    }
+    let backend: Option<u64> = conn
+        .query_first(format!(
+            "SELECT CONNECTION_ID() FROM tx_item WHERE id = {low}"
+        ))
+        .await
+        .unwrap();
+    let mut killer = connect(port, "customer:-80").await;
+    killer
+        .query_drop(format!("KILL {}", backend.unwrap()))
+        .await
+        .unwrap();
+    killer.disconnect().await.unwrap();
+    let err = conn.query_drop("COMMIT").await.unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("customer/-80") && message.contains("went through on customer/80-"),
+        "{message}"
+    );
+    let labels: Vec<(i64, String)> = other
+        .query(format!(
+            "SELECT id, label FROM tx_item WHERE id IN ({low}, {high}) ORDER BY id"
+        ))
+        .await
+        .unwrap();
+    let mut want = vec![(low, "kept".to_string()), (high, "partial".to_string())];
+    want.sort();
+    assert_eq!(labels, want, "only the 80- part committed");
     conn.disconnect().await.unwrap();
     other.disconnect().await.unwrap();
 }

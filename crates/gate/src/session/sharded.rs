@@ -1742,6 +1742,9 @@ impl Session {
         // With autocommit off the next statement opens the next transaction.
         self.sharded_tx = self.autocommit_off;
         let mut failure: Option<String> = None;
+        // Shards where the verb went through: a failure elsewhere leaves
+        // them as they are (there is no two-phase commit), so say which.
+        let mut done: Vec<String> = Vec::new();
         let mut i = 0;
         while i < self.pinned.len() {
             if !self.pinned[i].in_tx {
@@ -1754,15 +1757,30 @@ impl Session {
                 Ok(r) => {
                     let status = r.ok.map(|o| o.status);
                     self.settle(Slot::Pinned(i), false, status);
+                    done.push(label);
                     // settle may have removed entry i (swap_remove): look
                     // at the same index again.
                 }
+                Err(BackendError::Server(e)) => {
+                    failure.get_or_insert(format!(
+                        "{verb} failed on {label}: {} (its part was rolled back)",
+                        e.message
+                    ));
+                    self.pinned.swap_remove(i).lease.discard();
+                }
                 Err(e) => {
                     let text = crate::pool::backend_error_text(&e);
-                    failure.get_or_insert(format!("{verb} failed on {label}: {text}"));
+                    failure.get_or_insert(format!(
+                        "{verb} on {label} has an unknown outcome: the connection was lost before its answer ({text})"
+                    ));
                     self.pinned.swap_remove(i).lease.discard();
                 }
             }
+        }
+        if let Some(message) = &mut failure
+            && !done.is_empty()
+        {
+            message.push_str(&format!("; {verb} went through on {}", done.join(", ")));
         }
         match failure {
             None if verb == "COMMIT" => {
