@@ -370,6 +370,46 @@ fn apply_rules(ctld_port: u16, json: &str) -> std::process::Output {
     ctl(ctld_port, &["apply-routing-rules", "--rules", json])
 }
 
+fn apply_rules_ok(ctld_port: u16, json: &str) {
+    let out = apply_rules(ctld_port, json);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A statement run again and again until a routing rule disables its table.
+enum Probe<'a> {
+    Text(&'a str),
+    Prepared(&'a mysql_async::Statement),
+}
+
+/// Runs `probe` on `conn` until it fails with 1105 "… disabled …" (gates
+/// pick routing rules up on their next topology refresh).
+async fn until_disabled(conn: &mut Conn, probe: Probe<'_>) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let outcome = match &probe {
+            Probe::Text(sql) => conn.query_drop(*sql).await,
+            Probe::Prepared(stmt) => conn.exec_drop(*stmt, (0,)).await,
+        };
+        match outcome {
+            Err(e) if server_code(&e) == Some(1105) => {
+                assert!(e.to_string().contains("disabled"), "{e}");
+                return;
+            }
+            other => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "never disabled: {other:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
 /// Polls `sql` in `conn` until it answers `want` (gates pick routing rules
 /// up on their next topology refresh).
 async fn eventually_label(conn: &mut Conn, sql: &str, want: &str) {
@@ -426,12 +466,7 @@ pub async fn routing_rules(port: u16, ctld_port: u16) {
     let rules = r#"{"rules": [
         {"from_table": "moved", "to_tables": ["customer.moved"]},
         {"from_table": "commerce.moved", "to_tables": ["customer.moved"]}]}"#;
-    let out = apply_rules(ctld_port, rules);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    apply_rules_ok(ctld_port, rules);
     eventually_label(
         &mut commerce,
         "SELECT label FROM moved WHERE id = 1",
@@ -462,67 +497,24 @@ pub async fn routing_rules(port: u16, ctld_port: u16) {
         "other tables of the session's keyspace are untouched"
     );
 
-    let out = apply_rules(
+    apply_rules_ok(
         ctld_port,
         r#"{"rules": [{"from_table": "commerce.moved", "to_tables": []}]}"#,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        match commerce
-            .query_drop("SELECT label FROM moved WHERE id = 1")
-            .await
-        {
-            Err(e) if server_code(&e) == Some(1105) => {
-                assert!(e.to_string().contains("disabled"), "{e}");
-                break;
-            }
-            other => {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "never disabled: {other:?}"
-                );
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-        }
-    }
+    until_disabled(
+        &mut commerce,
+        Probe::Text("SELECT label FROM moved WHERE id = 1"),
+    )
+    .await;
     // A statement prepared in the customer session before its own table
     // was disabled does not run on its old plan.
-    let out = apply_rules(
+    apply_rules_ok(
         ctld_port,
         r#"{"rules": [{"from_table": "customer.moved", "to_tables": []}]}"#,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        match customer.exec_first::<i64, _, _>(&count_moved, (0,)).await {
-            Err(e) if server_code(&e) == Some(1105) => {
-                assert!(e.to_string().contains("disabled"), "{e}");
-                break;
-            }
-            other => {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "the prepared statement kept its old plan: {other:?}"
-                );
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-        }
-    }
-    let out = apply_rules(ctld_port, r#"{"rules": []}"#);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // (The statement prepared before the rule is planned again.)
+    until_disabled(&mut customer, Probe::Prepared(&count_moved)).await;
+    apply_rules_ok(ctld_port, r#"{"rules": []}"#);
     eventually_label(
         &mut commerce,
         "SELECT label FROM moved WHERE id = 1",
