@@ -850,7 +850,27 @@ async fn rows_and_server(gate: &Gate) -> Vec<(i32, i32, u32)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_answers_of_committed_writes_come_from_their_markers() {
     let (cluster, relay, gate, tx) = marker_setup("/markerscommitted").await;
-    let writer = mysql_async::Conn::new(opts(&gate)).await.unwrap();
+    let mut writer = mysql_async::Conn::new(opts(&gate)).await.unwrap();
+    // A marked write that answers with rows (MariaDB's RETURNING), text and
+    // prepared: the rows come through, the status shows no transaction.
+    let returned: Vec<(i32, i32)> = writer
+        .query("INSERT INTO t VALUES (3, 7) RETURNING id, v")
+        .await
+        .unwrap();
+    assert_eq!(returned, vec![(3, 7)]);
+    let returned: Vec<(i32, i32)> = writer
+        .exec("DELETE FROM t WHERE id = ? RETURNING id, v", (3,))
+        .await
+        .unwrap();
+    assert_eq!(returned, vec![(3, 7)]);
+    let in_tx: Option<i32> = writer.query_first("SELECT @@in_transaction").await.unwrap();
+    assert_eq!(in_tx, Some(0));
+    // An error inside the gate's transaction reaches the client as is.
+    let dup = writer
+        .query_drop("INSERT INTO t VALUES (1, 0)")
+        .await
+        .unwrap_err();
+    assert!(dup.to_string().contains("1062"), "{dup}");
     relay.set(RELAY_DROPS_ANSWERS);
     let write = spawn_statement(writer, "UPDATE t SET v = v + 1 WHERE id = 1");
     let commit = spawn_statement(tx, "COMMIT");
