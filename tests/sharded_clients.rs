@@ -768,12 +768,34 @@ async fn session_settings(port: u16) {
     let mut failures = Vec::new();
     for db in ["customer", ""] {
         let mut conn = connect(port, db).await;
-        // User variables are not carried to the shards yet: refused
-        // clearly, and the session stays usable.
-        match conn.query_drop("SET @tessera_probe = 5").await {
-            Err(mysql_async::Error::Server(e)) if e.code == 1235 && e.state == "42000" => {}
+        // A user variable is the session's on every shard.
+        conn.query_drop("SET @tessera_probe = 5").await.unwrap();
+        let probe: Option<i64> = conn.query_first("SELECT @tessera_probe").await.unwrap();
+        if probe != Some(5) {
+            failures.push(format!(
+                "SELECT @tessera_probe (database {db:?}): {probe:?}"
+            ));
+        }
+        // What would differ from shard to shard, or outlive the session, is
+        // refused clearly, and the session stays usable.
+        for sql in [
+            "SET GLOBAL max_connections = 100",
+            "SET @n = (SELECT COUNT(*) FROM customer)",
+            "SET @r = RAND()",
+            "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+        ] {
+            match conn.query_drop(sql).await {
+                Err(mysql_async::Error::Server(e)) if e.code == 1235 && e.state == "42000" => {}
+                other => failures.push(format!(
+                    "{sql} (database {db:?}): expected ERROR 1235 (42000), got {other:?}"
+                )),
+            }
+        }
+        // A bad variable fails as on a server.
+        match conn.query_drop("SET SESSION no_such_variable = 1").await {
+            Err(mysql_async::Error::Server(e)) if e.code == 1193 => {}
             other => failures.push(format!(
-                "SET @tessera_probe = 5 (database {db:?}): expected ERROR 1235 (42000), got {other:?}"
+                "SET SESSION no_such_variable (database {db:?}): expected ERROR 1193, got {other:?}"
             )),
         }
         for sql in ["SET NAMES utf8mb4", "SET autocommit = 1"] {
@@ -821,6 +843,34 @@ async fn session_settings(port: u16) {
     }
     conn.disconnect().await.unwrap();
     other.disconnect().await.unwrap();
+
+    // A session variable reaches every shard a statement reads (each shard
+    // computes 1/3 with it), and no other session.
+    let precise = |conn: Conn| async move {
+        let mut conn = conn;
+        let count: Option<i64> = conn
+            .query_first("SELECT COUNT(*) FROM session_item WHERE 1/3 = 0.33333333")
+            .await
+            .unwrap();
+        (conn, count)
+    };
+    let mut set = connect(port, "customer").await;
+    set.query_drop("SET SESSION div_precision_increment = 8")
+        .await
+        .unwrap();
+    let (set, count) = precise(set).await;
+    if count != Some(ids.len() as i64) {
+        failures.push(format!(
+            "div_precision_increment = 8 on every shard: {count:?} of {} rows",
+            ids.len()
+        ));
+    }
+    let (plain, count) = precise(connect(port, "customer").await).await;
+    if count != Some(0) {
+        failures.push(format!("another session got the setting: {count:?}"));
+    }
+    set.disconnect().await.unwrap();
+    plain.disconnect().await.unwrap();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 

@@ -22,6 +22,7 @@ use tokio::net::TcpStream;
 
 mod lookups;
 mod marked;
+mod settings;
 mod sharded;
 
 use crate::Shared;
@@ -193,6 +194,10 @@ pub(crate) struct Session {
     exec_buf: Vec<u8>,
     /// The statement that records a write marker (see `marked`).
     marker_sql: Vec<u8>,
+    /// `SET` statements of a sharded session (session variables, user
+    /// variables), run on every backend connection its statements use; those
+    /// connections stay reserved to the session.
+    shard_settings: Vec<Arc<str>>,
     /// The shard (and tablet type) the next checkout uses instead of the
     /// session's target: set by the sharded path around each shard's part.
     route_override: Option<(Arc<str>, Arc<str>, TabletType)>,
@@ -265,6 +270,7 @@ pub(crate) async fn serve(
         status: StatusFlags::SERVER_STATUS_AUTOCOMMIT,
         exec_buf: Vec::with_capacity(256),
         marker_sql: Vec::new(),
+        shard_settings: Vec::new(),
         route_override: None,
         sharded_tx: false,
         autocommit_off: false,
@@ -800,6 +806,7 @@ impl Session {
             pinned.lease.discard();
         }
         self.stmts.clear();
+        self.shard_settings.clear();
         self.sharded_tx = false;
         self.autocommit_off = false;
         self.last_insert_id = 0;
@@ -951,6 +958,13 @@ impl Session {
                     tablet_type,
                     term,
                 } => match pool.get(self.flavour).await {
+                    Ok(lease)
+                        if self.route_override.is_some() && !self.shard_settings.is_empty() =>
+                    {
+                        return self
+                            .reserve_with_settings(lease, keyspace, shard, tablet_type)
+                            .await;
+                    }
                     Ok(lease) => {
                         return Ok(Slot::Lent {
                             lease,

@@ -12,7 +12,7 @@ use tessera_sql::{Classified, Flags, StatementKind};
 use tessera_topo::TabletType;
 use tessera_wire::{BackendError, ColumnSpec, QueryResult, StatusFlags};
 
-use super::{BufferState, End, Request, Session, Slot, slot_conn};
+use super::{BufferState, End, Request, Session, Slot, settings, slot_conn};
 use crate::merge::{self, Rows};
 use crate::plan::{self, InsertPlan, OwnedValue, Plan, PlanContext, PlanError, Route, RowValue};
 
@@ -1701,11 +1701,106 @@ impl Session {
                 )
                 .await;
         }
-        let message = format!(
-            "This version of Tessera doesn't yet support 'SET {}' on a sharded keyspace (session and user variables are not carried to every shard yet)",
-            text["set".len()..].trim()
-        );
-        self.send_gate_error(1235, "42000", &message).await
+        self.sharded_session_set(text).await
+    }
+
+    /// Any other SET: kept by the session and run on every backend
+    /// connection it uses (reserved to it from then on), as Vitess's
+    /// reserved connections do. It runs on one shard first, so a bad name
+    /// or value fails as it would on a server.
+    async fn sharded_session_set(&mut self, text: &str) -> Result<(), End> {
+        /// Settings one session may accumulate.
+        const MAX_SETTINGS: usize = 64;
+        if let Some(why) = settings::not_replayable(text) {
+            let message = format!(
+                "This version of Tessera doesn't yet support '{why}' on a sharded keyspace"
+            );
+            return self.send_gate_error(1235, "42000", &message).await;
+        }
+        if self.shard_settings.len() >= MAX_SETTINGS {
+            let message = format!(
+                "This version of Tessera doesn't yet support 'more than {MAX_SETTINGS} SET statements in one session on a sharded keyspace'"
+            );
+            return self.send_gate_error(1235, "42000", &message).await;
+        }
+        let Some(any) = self.sharded_any_shard() else {
+            return self
+                .send_gate_error(1105, "HY000", "no shard to run SET on")
+                .await;
+        };
+        self.route_override = Some(any);
+        let slot = self.checkout(&mut BufferState::default()).await;
+        self.route_override = None;
+        let Ok(mut slot) = slot else {
+            return Ok(());
+        };
+        if let Err(e) = slot_conn(&mut self.pinned, &mut slot)
+            .backend
+            .query(text)
+            .await
+        {
+            super::drop_slot(&mut self.pinned, slot);
+            return match e {
+                BackendError::Server(e) => self.send_error(e.code, &e.sqlstate, &e.message).await,
+                other => {
+                    let message = crate::pool::backend_error_text(&other);
+                    self.send_gate_error(2013, "HY000", &message).await
+                }
+            };
+        }
+        let first = match &slot {
+            Slot::Pinned(i) => Some(*i),
+            Slot::Lent { .. } => None,
+        };
+        self.settle(slot, true, None);
+        // The connections already reserved take it too.
+        let mut i = 0;
+        while i < self.pinned.len() {
+            if Some(i) == first || !self.pinned[i].reserved {
+                i += 1;
+                continue;
+            }
+            match self.pinned[i].lease.conn().backend.query(text).await {
+                Ok(_) => i += 1,
+                // Its state is now unknown: the next statement for that
+                // shard reserves a new connection.
+                Err(_) => self.pinned.swap_remove(i).lease.discard(),
+            }
+        }
+        self.shard_settings.push(text.into());
+        self.send_ok_counts(0, 0).await
+    }
+
+    /// A connection a sharded session with settings takes from a pool: the
+    /// settings run on it and it stays with the session.
+    pub(super) async fn reserve_with_settings(
+        &mut self,
+        mut lease: crate::pool::Lease,
+        keyspace: Arc<str>,
+        shard: Arc<str>,
+        tablet_type: TabletType,
+    ) -> Result<Slot, ()> {
+        for setting in self.shard_settings.clone() {
+            if let Err(e) = lease.conn().backend.query(&setting).await {
+                lease.discard();
+                let message = format!(
+                    "could not carry the session's '{setting}' to shard {keyspace}/{shard}: {}",
+                    crate::pool::backend_error_text(&e)
+                );
+                let _ = self.send_gate_error(1105, "HY000", &message).await;
+                return Err(());
+            }
+        }
+        self.pinned.push(super::PinnedConn {
+            keyspace,
+            shard,
+            tablet_type,
+            lease,
+            in_tx: false,
+            reserved: true,
+            wrote: false,
+        });
+        Ok(Slot::Pinned(self.pinned.len() - 1))
     }
 
     async fn sharded_begin(&mut self) -> Result<(), End> {
