@@ -768,12 +768,32 @@ async fn session_settings(port: u16) {
     let mut failures = Vec::new();
     for db in ["customer", ""] {
         let mut conn = connect(port, db).await;
+        // The session's first SET runs once on the connection it reserves.
+        conn.query_drop("SET @tessera_count = COALESCE(@tessera_count, 0) + 1")
+            .await
+            .unwrap();
+        let count: Option<i64> = conn.query_first("SELECT @tessera_count").await.unwrap();
+        if count != Some(1) {
+            failures.push(format!(
+                "@tessera_count after one SET (database {db:?}): {count:?}"
+            ));
+        }
         // A user variable is the session's on every shard.
         conn.query_drop("SET @tessera_probe = 5").await.unwrap();
         let probe: Option<i64> = conn.query_first("SELECT @tessera_probe").await.unwrap();
         if probe != Some(5) {
             failures.push(format!(
                 "SELECT @tessera_probe (database {db:?}): {probe:?}"
+            ));
+        }
+        // A SET that reads the variable runs once on each connection.
+        conn.query_drop("SET @tessera_probe = @tessera_probe + 1")
+            .await
+            .unwrap();
+        let probe: Option<i64> = conn.query_first("SELECT @tessera_probe").await.unwrap();
+        if probe != Some(6) {
+            failures.push(format!(
+                "@tessera_probe after adding 1 (database {db:?}): {probe:?}"
             ));
         }
         // What would differ from shard to shard, or outlive the session, is

@@ -1748,15 +1748,16 @@ impl Session {
                 }
             };
         }
-        let first = match &slot {
-            Slot::Pinned(i) => Some(*i),
-            Slot::Lent { .. } => None,
+        // Where the connection it ran on stays: a lent one is pushed last.
+        let ran_on = match &slot {
+            Slot::Pinned(i) => *i,
+            Slot::Lent { .. } => self.pinned.len(),
         };
         self.settle(slot, true, None);
         // The connections already reserved take it too.
         let mut i = 0;
         while i < self.pinned.len() {
-            if Some(i) == first || !self.pinned[i].reserved {
+            if i == ran_on || !self.pinned[i].reserved {
                 i += 1;
                 continue;
             }
