@@ -1239,6 +1239,18 @@ impl Session {
     /// Keeps or returns the connection after a command: it stays with the
     /// session while reserved or inside a transaction.
     fn settle(&mut self, slot: Slot, reserve: bool, status: Option<StatusFlags>) {
+        self.settle_after(slot, reserve, status, false);
+    }
+
+    /// [`settle`](Self::settle) after a statement that may have written
+    /// (`wrote`): a transaction it leaves open then has something to lose.
+    fn settle_after(
+        &mut self,
+        slot: Slot,
+        reserve: bool,
+        status: Option<StatusFlags>,
+        wrote: bool,
+    ) {
         let in_tx_now = status.map(|s| {
             s.contains(StatusFlags::SERVER_STATUS_IN_TRANS)
                 || !s.contains(StatusFlags::SERVER_STATUS_AUTOCOMMIT)
@@ -1250,6 +1262,7 @@ impl Session {
             Slot::Pinned(i) => {
                 let pinned = &mut self.pinned[i];
                 pinned.reserved |= reserve;
+                pinned.wrote |= wrote;
                 if let Some(in_tx) = in_tx_now {
                     pinned.in_tx = in_tx;
                     pinned.wrote &= in_tx;
@@ -1273,7 +1286,7 @@ impl Session {
                         lease,
                         in_tx,
                         reserved: reserve,
-                        wrote: false,
+                        wrote: wrote && in_tx,
                     });
                 } else {
                     lease.release();
@@ -1449,18 +1462,12 @@ impl Session {
                         .then_some(self.status | StatusFlags::SERVER_STATUS_IN_TRANS),
                         None => Some(summary.status),
                     };
-                    let wrote = marked::may_write(kind).then(|| slot_key(&self.pinned, &slot));
-                    self.settle(slot, needs_reservation(flags), status);
-                    if let Some((keyspace, shard, tablet_type)) = wrote
-                        && let Some(p) = self.pinned.iter_mut().find(|p| {
-                            p.in_tx
-                                && p.tablet_type == tablet_type
-                                && p.keyspace == keyspace
-                                && p.shard == shard
-                        })
-                    {
-                        p.wrote = true;
-                    }
+                    self.settle_after(
+                        slot,
+                        needs_reservation(flags),
+                        status,
+                        marked::may_write(kind),
+                    );
                     return Ok(());
                 }
                 Err(AttemptError::Prepare(err)) => {
@@ -1564,22 +1571,6 @@ fn slot_pool<'a>(pinned: &'a [PinnedConn], slot: &'a Slot) -> &'a Arc<crate::poo
     match slot {
         Slot::Pinned(i) => pinned[*i].lease.pool(),
         Slot::Lent { lease, .. } => lease.pool(),
-    }
-}
-
-/// The keyspace, shard and tablet type a slot's connection serves.
-fn slot_key(pinned: &[PinnedConn], slot: &Slot) -> (Arc<str>, Arc<str>, TabletType) {
-    match slot {
-        Slot::Pinned(i) => {
-            let p = &pinned[*i];
-            (p.keyspace.clone(), p.shard.clone(), p.tablet_type)
-        }
-        Slot::Lent {
-            keyspace,
-            shard,
-            tablet_type,
-            ..
-        } => (keyspace.clone(), shard.clone(), *tablet_type),
     }
 }
 

@@ -974,13 +974,8 @@ impl PlanCache {
     }
 
     /// The plan cached for `sql` in a session of `keyspace`, if it was made
-    /// with the VSchema of `epoch`.
-    pub fn get(&self, keyspace: Option<&str>, sql: &str, epoch: u64) -> Option<Arc<Plan>> {
-        self.get_keyed(plan_key(keyspace, sql), keyspace, sql, epoch)
-    }
-
-    /// [`get`](Self::get) with the key already computed by [`plan_key`].
-    pub fn get_keyed(
+    /// with the VSchema of `epoch`; `key` is [`plan_key`] of the two.
+    pub fn get(
         &self,
         key: u64,
         keyspace: Option<&str>,
@@ -996,19 +991,8 @@ impl PlanCache {
             .map(|e| e.plan.clone())
     }
 
-    pub fn insert(&self, keyspace: Option<&str>, sql: &str, epoch: u64, plan: Arc<Plan>) {
-        self.insert_keyed(plan_key(keyspace, sql), keyspace, sql, epoch, plan)
-    }
-
-    /// [`insert`](Self::insert) with the key already computed by [`plan_key`].
-    pub fn insert_keyed(
-        &self,
-        key: u64,
-        keyspace: Option<&str>,
-        sql: &str,
-        epoch: u64,
-        plan: Arc<Plan>,
-    ) {
+    /// Keeps `plan` for [`get`](Self::get).
+    pub fn insert(&self, key: u64, keyspace: Option<&str>, sql: &str, epoch: u64, plan: Arc<Plan>) {
         let cost = sql.len() * 2 + 512;
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
         if inner.bytes + cost > self.max_bytes {
@@ -1290,12 +1274,19 @@ mod tests {
     fn the_cache_tells_keyspaces_and_vschema_epochs_apart() {
         let cache = PlanCache::new(1 << 20);
         let plan = Arc::new(Plan::Begin);
-        cache.insert(Some("a"), "SELECT 1", 7, plan.clone());
-        assert!(cache.get(Some("a"), "SELECT 1", 7).is_some());
-        assert!(cache.get(Some("b"), "SELECT 1", 7).is_none());
-        assert!(cache.get(None, "SELECT 1", 7).is_none());
-        assert!(cache.get(Some("a"), "SELECT 1", 8).is_none());
-        assert!(cache.get(Some("a"), "SELECT 2", 7).is_none());
+        let get = |keyspace, sql, epoch| cache.get(plan_key(keyspace, sql), keyspace, sql, epoch);
+        cache.insert(
+            plan_key(Some("a"), "SELECT 1"),
+            Some("a"),
+            "SELECT 1",
+            7,
+            plan.clone(),
+        );
+        assert!(get(Some("a"), "SELECT 1", 7).is_some());
+        assert!(get(Some("b"), "SELECT 1", 7).is_none());
+        assert!(get(None, "SELECT 1", 7).is_none());
+        assert!(get(Some("a"), "SELECT 1", 8).is_none());
+        assert!(get(Some("a"), "SELECT 2", 7).is_none());
     }
 
     #[test]

@@ -92,22 +92,35 @@ impl Session {
             .map_or(TabletType::Primary, |t| t.tablet_type)
     }
 
-    /// A plan for `sql`, from the cache or made now.
+    /// A plan for `sql`, from the shared cache or made now.
     fn plan_for(&self, sql: &str) -> Result<Arc<Plan>, PlanError> {
         let table = self.shared.routing.load();
         let keyspace = self.target.as_ref().map(|t| t.keyspace.as_str());
-        if let Some(p) = self.shared.plans.get(keyspace, sql, table.vschema_epoch) {
+        self.shared_plan(&table, plan::plan_key(keyspace, sql), keyspace, sql)
+    }
+
+    /// The shared cache's plan for `sql` under `table`'s VSchema, made and
+    /// cached now when it has none.
+    fn shared_plan(
+        &self,
+        table: &crate::RoutingTable,
+        key: u64,
+        keyspace: Option<&str>,
+        sql: &str,
+    ) -> Result<Arc<Plan>, PlanError> {
+        let epoch = table.vschema_epoch;
+        if let Some(p) = self.shared.plans.get(key, keyspace, sql, epoch) {
             return Ok(p);
         }
         let ctx = PlanContext {
-            routing: &table,
+            routing: table,
             keyspace,
             schema: Some(&self.shared.schema),
         };
         let planned = Arc::new(plan::plan(&ctx, sql)?);
         self.shared
             .plans
-            .insert(keyspace, sql, table.vschema_epoch, planned.clone());
+            .insert(key, keyspace, sql, epoch, planned.clone());
         Ok(planned)
     }
 
@@ -121,21 +134,7 @@ impl Session {
         if let Some(p) = self.plan_cache.get(key, keyspace, sql, epoch) {
             return Ok(p.clone());
         }
-        let planned = match self.shared.plans.get_keyed(key, keyspace, sql, epoch) {
-            Some(p) => p,
-            None => {
-                let ctx = PlanContext {
-                    routing: &table,
-                    keyspace,
-                    schema: Some(&self.shared.schema),
-                };
-                let planned = Arc::new(plan::plan(&ctx, sql)?);
-                self.shared
-                    .plans
-                    .insert_keyed(key, keyspace, sql, epoch, planned.clone());
-                planned
-            }
-        };
+        let planned = self.shared_plan(&table, key, keyspace, sql)?;
         self.plan_cache
             .insert(key, keyspace, sql, epoch, planned.clone());
         Ok(planned)
@@ -1125,17 +1124,7 @@ impl Session {
                 return Err(());
             }
             self.route_override = Some((keyspace.clone(), shard.clone(), ty));
-            let mut buffering = BufferState::default();
-            let mut slot = self.checkout(&mut buffering).await;
-            // A pooled connection the server closed meanwhile (a reparent
-            // ends the old primary's sessions) is replaced before use.
-            if let Ok(Slot::Lent { lease, .. }) = &mut slot
-                && !lease.fresh
-                && !super::backend_looks_alive(lease.conn())
-            {
-                let dead = slot.unwrap_or_else(|()| unreachable!("matched Ok"));
-                slot = self.replace_dead(dead, &mut buffering).await.ok_or(());
-            }
+            let slot = self.checkout_part(&mut BufferState::default(), false).await;
             self.route_override = None;
             match slot {
                 Ok(s) => slots.push(s),
@@ -1267,6 +1256,28 @@ impl Session {
             .collect())
     }
 
+    /// A connection for one shard's part (the caller sets `route_override`).
+    /// A pooled one the server closed meanwhile (a reparent ends the old
+    /// primary's sessions), or with `fresh` any pooled one, is swapped for a
+    /// newly opened one before use. Err when the client was told why none.
+    async fn checkout_part(
+        &mut self,
+        buffering: &mut BufferState,
+        fresh: bool,
+    ) -> Result<Slot, ()> {
+        let mut slot = self.checkout(buffering).await?;
+        let replace = match &mut slot {
+            Slot::Lent { lease, .. } => {
+                !lease.fresh && (fresh || !super::backend_looks_alive(lease.conn()))
+            }
+            Slot::Pinned(_) => false,
+        };
+        if replace {
+            return self.replace_dead(slot, buffering).await.ok_or(());
+        }
+        Ok(slot)
+    }
+
     /// Runs a read again on a new connection after its connection broke
     /// (its shard's primary may be changing: the checkout waits for it).
     /// Err when the client was told why it failed.
@@ -1282,13 +1293,7 @@ impl Session {
         let mut last_error = String::new();
         for _ in 0..3 {
             self.route_override = Some((keyspace.clone(), shard.clone(), ty));
-            let mut slot = self.checkout(&mut buffering).await;
-            if let Ok(Slot::Lent { lease, .. }) = &slot
-                && !lease.fresh
-            {
-                let pooled = slot.unwrap_or_else(|()| unreachable!("matched Ok"));
-                slot = self.replace_dead(pooled, &mut buffering).await.ok_or(());
-            }
+            let slot = self.checkout_part(&mut buffering, true).await;
             self.route_override = None;
             let mut slot = slot?;
             match slot_conn(&mut self.pinned, &mut slot)
