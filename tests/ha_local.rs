@@ -173,6 +173,17 @@ fn semi_sync_config(dir: &std::path::Path, keyspace: &str, shards: &[&str]) -> s
     path
 }
 
+/// kill -9 of the mariadbd of tablet `zone1-<uid>` (uid zero-padded to 10).
+fn kill9_mysqld(c: &LocalCluster, uid: &str) {
+    let tablet_dir = c.data_dir.join("tablets").join(format!("zone1-{uid}"));
+    let pid = common::mariadbd_pids_under(&tablet_dir)[0];
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+}
+
 /// A counter from the gate's /metrics.
 async fn gate_counter(c: &LocalCluster, name: &str) -> u64 {
     let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", c.ports.gate_http))
@@ -353,16 +364,7 @@ async fn reparents_and_primary_crash_under_write_load() {
         1_000_000_000,
     ));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let tablet_dir = c
-        .data_dir
-        .join("tablets")
-        .join(format!("zone1-{primary:010}"));
-    let pid = common::mariadbd_pids_under(&tablet_dir)[0];
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    kill9_mysqld(c, &format!("{primary:010}"));
     let killed_at = started.elapsed();
     tokio::time::sleep(Duration::from_secs(8)).await;
     stop.store(true, Ordering::Relaxed);
@@ -505,13 +507,7 @@ async fn sharded_primary_crash_under_write_load() {
         1_000_000_000,
     ));
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let tablet_dir = c.data_dir.join("tablets").join(format!("zone1-{primary}"));
-    let pid = common::mariadbd_pids_under(&tablet_dir)[0];
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    kill9_mysqld(c, &primary);
     let killed_at = started.elapsed();
     tokio::time::sleep(Duration::from_secs(8)).await;
     stop.store(true, Ordering::Relaxed);

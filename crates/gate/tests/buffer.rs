@@ -226,16 +226,7 @@ async fn planned_switch_loses_no_acknowledged_write() {
             .is_ok_and(|h| h.gtid_current_pos == old_pos || h.gtid_slave_pos == old_pos)
     })
     .await;
-    new.promote(2).await.expect("promote the replica");
-    cluster
-        .topo
-        .update_shard("ks", "0", |s| {
-            s.primary_alias = Some(cluster.replica_alias.clone());
-            s.primary_term = 2;
-            Ok(())
-        })
-        .await
-        .unwrap();
+    switch_to_replica(&cluster).await;
     let switch_took = switch_started.elapsed();
     old.replicate_from(&ReplicateFrom {
         primary_alias: cluster.replica_alias.clone(),
@@ -614,16 +605,7 @@ async fn statements_in_flight_end_when_the_primary_moves() {
     let in_tx = timed("SELECT SLEEP(8)", true);
     tokio::time::sleep(Duration::from_millis(700)).await;
 
-    new.promote(2).await.expect("promote the replica");
-    cluster
-        .topo
-        .update_shard("ks", "0", |s| {
-            s.primary_alias = Some(cluster.replica_alias.clone());
-            s.primary_term = 2;
-            Ok(())
-        })
-        .await
-        .unwrap();
+    switch_to_replica(&cluster).await;
     let switched = Instant::now();
 
     let (read, read_at) = read.await.unwrap();
@@ -786,8 +768,8 @@ async fn replica_values(replica: &AgentClient) -> Option<Vec<String>> {
     result.rows.into_iter().map(|r| r[0].clone()).collect()
 }
 
-/// Promotes the replica and names it primary in the topology, as a
-/// reparent would once the old primary can no longer commit anything.
+/// Promotes the replica and names it primary in the topology (term 2), as
+/// a reparent would once the old primary can no longer commit anything.
 async fn switch_to_replica(cluster: &Cluster) {
     cluster
         .replica_client()
