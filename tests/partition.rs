@@ -13,7 +13,7 @@
 mod common;
 
 use std::collections::HashSet;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -201,13 +201,7 @@ impl Drop for MariadbdReaper {
     }
 }
 
-fn free_port_on(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use tessera_topo::testutil::free_port_on;
 
 fn ctl(server: &str, args: &[&str]) -> String {
     let out = Command::new(tessera_bin())

@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -39,26 +38,14 @@ impl Ports {
 
     /// Free ports for gate, gate http, ctld and `tablets` tablets of uids 100, 101, ….
     pub fn pick_for(tablets: u16) -> Ports {
-        let needed = 3 + 2 * tablets;
-        for _ in 0..200 {
-            let probe = TcpListener::bind("127.0.0.1:0").unwrap();
-            let base = probe.local_addr().unwrap().port();
-            drop(probe);
-            if !(20000..=60000).contains(&base) {
-                continue;
-            }
-            let all_free = (0..needed).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok());
-            if all_free {
-                return Ports {
-                    gate: base,
-                    gate_http: base + 1,
-                    ctld: base + 2,
-                    tablet_base: base + 3 - 100,
-                    mysqld_base: base + 3 + tablets - 100,
-                };
-            }
+        let base = tessera_topo::testutil::free_ports_on("127.0.0.1", 3 + 2 * tablets);
+        Ports {
+            gate: base,
+            gate_http: base + 1,
+            ctld: base + 2,
+            tablet_base: base + 3 - 100,
+            mysqld_base: base + 3 + tablets - 100,
         }
-        panic!("no {needed} consecutive free loopback ports found");
     }
 
     pub fn mysqld(&self, uid: u16) -> u16 {
@@ -325,13 +312,8 @@ impl Drop for Process {
     }
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[allow(unused_imports)] // not every test binary starts servers itself
+pub use tessera_topo::testutil::free_port;
 
 pub fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()

@@ -8,7 +8,6 @@
 //! Contiguous id ranges keep MariaDB's own arbitrary choices reproducible: which of 'a' and
 //! 'A' names a _ci group (the first row scanned) is then the first in shard order too.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -36,12 +35,7 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding an ephemeral port")
-}
+use tessera_topo::testutil::free_port;
 
 fn start_server() -> Server {
     let dir = tempfile::tempdir().expect("temp dir");

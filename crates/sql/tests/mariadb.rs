@@ -6,7 +6,6 @@
 //! The test starts its own mariadbd on a free loopback port and talks to it
 //! with the `mariadb` command-line client, so the crate stays dependency-free.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -106,10 +105,7 @@ impl Drop for MariaDb {
     }
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    listener.local_addr().expect("local addr").port()
-}
+use tessera_topo::testutil::free_port;
 
 #[test]
 fn behaviour_matches_mariadb() {

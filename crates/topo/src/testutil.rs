@@ -51,8 +51,8 @@ impl EtcdServer {
             .prefix("tessera-etcd-")
             .tempdir()
             .context("cannot create a directory for etcd")?;
-        let client_port = free_port()?;
-        let peer_port = free_port()?;
+        let client_port = free_port();
+        let peer_port = free_port();
         let client_url = format!("http://127.0.0.1:{client_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
         let log_path = dir.path().join("etcd.log");
@@ -140,9 +140,44 @@ fn find_on_path(name: &str) -> Option<std::path::PathBuf> {
     })
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
-    Ok(listener.local_addr()?.port())
+/// [`free_port_on`] for 127.0.0.1.
+pub fn free_port() -> u16 {
+    free_ports_on("127.0.0.1", 1)
+}
+
+/// Returns a port on `ip` that nothing listens on, for a server the caller
+/// starts next (mariadbd, etcd, a tablet agent, a gate).
+pub fn free_port_on(ip: &str) -> u16 {
+    free_ports_on(ip, 1)
+}
+
+/// Lowest and one-past-highest port handed out by [`free_ports_on`].
+const TEST_PORTS: (u32, u32) = (20_000, 32_000);
+
+/// Returns the first of `count` consecutive ports on `ip` that nothing
+/// listens on.
+///
+/// Ports come from below the kernel's ephemeral range (32768 and up on
+/// Linux) rather than from binding port 0: an ephemeral port that was free
+/// when probed can be taken by any outgoing connection of a concurrent test
+/// before the server binds it, which failed a CI run with mariadbd's
+/// "Address already in use". A process-wide counter keeps one test process
+/// from handing a port out twice; its start is spread by process id so test
+/// processes running side by side rarely probe the same ports.
+pub fn free_ports_on(ip: &str, count: u16) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let (low, high) = TEST_PORTS;
+    let span = high - low - u32::from(count);
+    let start = std::process::id().wrapping_mul(7919) % span;
+    let _ = NEXT.compare_exchange(u32::MAX, start, Ordering::Relaxed, Ordering::Relaxed);
+    for _ in 0..span {
+        let base = (low + NEXT.fetch_add(u32::from(count), Ordering::Relaxed) % span) as u16;
+        if (0..count).all(|i| TcpListener::bind((ip, base + i)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no {count} free consecutive ports on {ip} in {low}..{high}");
 }
 
 /// etcd answers `GET /health` on its client port once it serves requests.

@@ -46,13 +46,8 @@ pub async fn start_ctld(topo: &Topo, read_only: bool) -> Ctld {
 }
 
 /// A loopback port that was free a moment ago.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind :0")
-        .local_addr()
-        .expect("local addr")
-        .port()
-}
+#[allow(unused_imports)] // not every test binary starts servers itself
+pub use tessera_topo::testutil::free_port;
 
 /// Polls `check` until it returns Some or `timeout` passes.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T

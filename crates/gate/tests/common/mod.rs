@@ -4,7 +4,6 @@
 
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,12 +16,8 @@ use tessera_topo::{Keyspace, LocalStore, Shard, Tablet, TabletAlias, TabletType,
 pub const CELL: &str = "zone1";
 
 /// A loopback port nothing listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding an ephemeral port")
-}
+#[allow(unused_imports)] // not every test binary starts servers itself
+pub use tessera_topo::testutil::free_port;
 
 /// Starts one mariadbd in `dir` with `databases` created (the first one by
 /// the tablet's init SQL).
