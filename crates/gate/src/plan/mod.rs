@@ -12,6 +12,7 @@ pub mod vschema;
 mod dml;
 pub mod join;
 pub mod lookup;
+pub mod materialize;
 mod select;
 pub mod subquery;
 pub mod text;
@@ -138,6 +139,9 @@ pub struct MergeTemplate {
     pub star_index: Option<usize>,
     /// Prepared-statement parameters giving (OFFSET, LIMIT).
     pub limit_params: (Option<usize>, Option<usize>),
+    /// What answers the query when the merge finds at execution that it
+    /// cannot (a computed text column it would compare).
+    pub gather_instead: Option<Arc<materialize::MaterializePlan>>,
 }
 
 /// Where in a MergeSpec a from-end column index sits.
@@ -268,6 +272,9 @@ pub enum Plan {
         subqueries: Vec<subquery::Pulled>,
         outer: String,
     },
+    /// Rows the gate gathers first, written into the rest of the query,
+    /// which runs on one shard.
+    Materialize(Box<materialize::MaterializePlan>),
 }
 
 impl Plan {
@@ -380,6 +387,13 @@ impl Plan {
                         m.shape_sql
                     ))
                     .unwrap_or_default()
+            ),
+            Plan::Materialize(m) => format!(
+                "Rows gathered by the gate on keyspace {} ({})\n  gathered: {}\n  then on one shard over them: {}",
+                m.keyspace,
+                m.note,
+                m.inner,
+                m.outer.replace(materialize::ROWS_MARK, "<gathered rows>")
             ),
             Plan::Pullout { subqueries, outer } => format!(
                 "Subqueries evaluated first by the gate:\n{}\n  then: {}",

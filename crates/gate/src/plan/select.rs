@@ -637,7 +637,21 @@ fn plan_select(
             .iter()
             .map(|t| (t.refname.clone(), t.name.clone()))
             .collect();
-        Some(scatter_rewrite(sql, query, select, &names)?)
+        match scatter_rewrite(sql, query, select, &names) {
+            Ok((text, mut m)) => {
+                // The merge may still find it cannot compare a computed text
+                // column (its collation is unknown): then the rows are gathered.
+                m.gather_instead =
+                    gather_rows_of_table(sql, keyspace, query, select, &tables).map(Arc::new);
+                Some((text, m))
+            }
+            Err(e) if e.code == 1235 => {
+                return gather_rows_of_table(sql, keyspace, query, select, &tables)
+                    .map(|m| Plan::Materialize(Box::new(m)))
+                    .ok_or(e);
+            }
+            Err(e) => return Err(e),
+        }
     };
     let (sql_out, merge) = match merge {
         Some((text, m)) => (Some(text), Some(m)),
@@ -651,6 +665,65 @@ fn plan_select(
         write: false,
         note: note.to_string(),
     }))
+}
+
+/// A query over one sharded table whose answer the merge cannot compute
+/// from the shards' answers: the gate gathers the rows its WHERE keeps and
+/// one shard computes the rest over them. None when the query reads more
+/// than the table's rows (joins, subqueries) or would lock or store them.
+fn gather_rows_of_table(
+    sql: &str,
+    keyspace: &Arc<str>,
+    query: &Query,
+    select: &Select,
+    tables: &[&ResolvedTable],
+) -> Option<super::materialize::MaterializePlan> {
+    let [table] = tables else {
+        return None;
+    };
+    let [from] = select.from.as_slice() else {
+        return None;
+    };
+    if !from.joins.is_empty()
+        || !matches!(from.relation, TableFactor::Table { .. })
+        || !query.locks.is_empty()
+        || select.into.is_some()
+        || contains_subquery(select)
+        || contains_subquery(query)
+    {
+        return None;
+    }
+    let named = with_item_names(sql, query);
+    super::materialize::over_table(keyspace, &named, &from.relation, &table.refname)
+}
+
+/// `query` with each unaliased select item that is not a plain column
+/// aliased by its text as the client wrote it: MariaDB names such a column
+/// by that text, and the query is about to be printed again.
+fn with_item_names(sql: &str, query: &Query) -> Query {
+    let mut named = query.clone();
+    let SetExpr::Select(select) = named.body.as_mut() else {
+        return named;
+    };
+    let written: Vec<&str> = text::offset_of(sql, select.select_token.0.span.end)
+        .map(|at| text::select_list_texts(sql, at))
+        .unwrap_or_default();
+    if written.len() != select.projection.len() {
+        return named;
+    }
+    for (item, text) in select.projection.iter_mut().zip(written) {
+        if let SelectItem::UnnamedExpr(expr) = item
+            && column_ref(expr).is_none()
+            && !text.contains('?')
+            && text != expr.to_string()
+        {
+            *item = SelectItem::ExprWithAlias {
+                expr: expr.clone(),
+                alias: Ident::with_quote('`', text),
+            };
+        }
+    }
+    named
 }
 
 /// Whether a query reads a sharded table anywhere.
@@ -713,8 +786,17 @@ fn plan_derived(
             refuse("next to another one")
         };
     };
-    if factors.len() > 1 {
-        return refuse("joined with other tables");
+    // Other tables next to it must be on every shard, for the whole query
+    // to run on one.
+    let beside_reference = factors.iter().all(|f| match f {
+        TableFactor::Derived { subquery, .. } => std::ptr::eq(subquery.as_ref(), *inner),
+        TableFactor::Table { name, alias, .. } => ctx
+            .resolve(name, alias.as_ref().map(|a| a.name.value.clone()))
+            .is_ok_and(|t| t.kind() == TableKindRef::Reference),
+        _ => false,
+    });
+    if !beside_reference {
+        return refuse("joined with tables that are not reference tables");
     }
     if contains_subquery(&select.selection)
         || select
@@ -751,8 +833,15 @@ fn plan_derived(
             "derived table routed to one shard: the whole query there",
         );
     }
-    if let Err(why) = shard_complete(ctx, inner) {
-        return refuse(&why);
+    if factors.len() > 1 || shard_complete(ctx, inner).is_err() {
+        // Its rows on one shard may need other shards' rows: the gate
+        // gathers them all and the outer query runs over them.
+        let pick = |f: &TableFactor| matches!(f, TableFactor::Derived { subquery, .. } if subquery.as_ref() == *inner);
+        let named = with_item_names(sql, query);
+        return match super::materialize::over_derived(keyspace, &named, inner, alias, pick) {
+            Some(m) => Ok(Some(Plan::Materialize(Box::new(m)))),
+            None => refuse("in this position"),
+        };
     }
     let names = [(alias.clone(), alias.clone())];
     let (text, merge) = scatter_rewrite(sql, query, select, &names)?;
@@ -1361,6 +1450,7 @@ pub(super) fn scatter_rewrite(
             default_table,
             star_index: columns.iter().position(|c| c.expr.is_none()),
             limit_params,
+            gather_instead: None,
         },
     ))
 }
@@ -1942,6 +2032,7 @@ fn plan_union(
                 .collect(),
             hidden_sources: Vec::new(),
             limit_params: (None, None),
+            gather_instead: None,
             default_table: union_table(first),
             star_index: first.projection.iter().position(|i| {
                 matches!(
@@ -2019,10 +2110,34 @@ mod tests {
         assert!(merge.spec.having.is_some());
         let shard_sql = r.sql.unwrap();
         assert!(shard_sql.contains("SUM(balance)") && shard_sql.contains("COUNT(balance)"));
+        // What the merge cannot compute is computed by one shard over the
+        // rows the WHERE keeps, gathered by the gate.
+        for gathered in [
+            "SELECT IFNULL(SUM(score), 0) FROM customer WHERE city = 'Oslo'",
+            "SELECT COUNT(*) DIV 2 FROM customer c WHERE c.city = 'Oslo'",
+            "SELECT ROUND(AVG(score), id) FROM customer WHERE city = 'Oslo'",
+        ] {
+            let Ok(Plan::Materialize(m)) = planned(gathered) else {
+                panic!("{gathered}: not gathered");
+            };
+            assert!(m.inner.starts_with("SELECT * FROM customer"), "{}", m.inner);
+            assert!(
+                m.inner.ends_with("WHERE city = 'Oslo'")
+                    || m.inner.ends_with("WHERE c.city = 'Oslo'"),
+                "{}",
+                m.inner
+            );
+            assert!(!m.outer.contains("WHERE"), "{}", m.outer);
+            assert!(
+                m.outer.contains(crate::plan::materialize::ROWS_MARK),
+                "{}",
+                m.outer
+            );
+        }
+        // Not when the query reads more than the table's rows, or locks them.
         for refused in [
-            "SELECT IFNULL(SUM(score), 0) FROM customer",
-            "SELECT COUNT(*) DIV 2 FROM customer",
-            "SELECT ROUND(AVG(score), id) FROM customer",
+            "SELECT IFNULL(SUM(score), 0) FROM customer WHERE id IN (SELECT customer_id FROM orders WHERE qty > 1) FOR UPDATE",
+            "SELECT IFNULL(SUM(score), 0) FROM customer FOR UPDATE",
         ] {
             let e = planned(refused).unwrap_err();
             assert_eq!(e.code, 1235, "{refused}: {}", e.message);
@@ -2038,15 +2153,30 @@ mod tests {
         );
         assert!(matches!(r.routing, Routing::Scatter));
         assert!(r.merge.expect("merged").spec.aggregate);
-        for refused in [
+        // Derived tables whose rows on one shard need other shards' rows are
+        // gathered by the gate; the outer query runs over them.
+        for gathered in [
             "SELECT COUNT(*) FROM (SELECT id FROM customer LIMIT 5) AS d",
             "SELECT d.n FROM (SELECT name, COUNT(*) AS n FROM customer GROUP BY name) AS d",
             "SELECT COUNT(*) FROM (SELECT DISTINCT name FROM customer) AS d",
-            "SELECT d.id FROM (SELECT id FROM customer) AS d JOIN orders o ON o.customer_id = d.id",
+            "SELECT d.n, p.title FROM (SELECT COUNT(*) AS n FROM customer) AS d JOIN product p ON p.price > d.n",
         ] {
-            let e = planned(refused).unwrap_err();
-            assert_eq!(e.code, 1235, "{refused}: {}", e.message);
-            assert!(e.message.contains("derived table"), "{}", e.message);
+            let Ok(Plan::Materialize(m)) = planned(gathered) else {
+                panic!("{gathered}: not gathered");
+            };
+            assert!(
+                m.outer
+                    .contains(&format!("{} AS `d`", crate::plan::materialize::ROWS_MARK)),
+                "{}",
+                m.outer
+            );
+            assert!(!m.inner.contains(" AS d"), "{}", m.inner);
         }
+        let e = planned(
+            "SELECT d.id FROM (SELECT id FROM customer) AS d JOIN orders o ON o.customer_id = d.id",
+        )
+        .unwrap_err();
+        assert_eq!(e.code, 1235, "{}", e.message);
+        assert!(e.message.contains("derived table"), "{}", e.message);
     }
 }

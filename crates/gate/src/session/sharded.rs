@@ -336,6 +336,7 @@ impl Session {
                 self.run_pullout(subqueries, outer, params, classified, binary)
                     .await
             }
+            Plan::Materialize(m) => self.run_materialize(m, params, binary).await,
             Plan::VExplain(inner) => {
                 let text = inner.explain();
                 let rows = vec![vec![Some(text.into_bytes())]];
@@ -565,6 +566,12 @@ impl Session {
         }
         let combined = match self.combine(keyspace, merge, results, params).await {
             Ok(rows) => rows,
+            Err(merge::MergeError::Unsupported(why))
+                if let Some(instead) = merge.and_then(|m| m.gather_instead.clone()) =>
+            {
+                tracing::debug!("merge refused ({why}): rows gathered instead");
+                return Box::pin(self.run_materialize(&instead, params, binary)).await;
+            }
             Err(e) => {
                 let (code, state) = e.mysql_code();
                 return self.send_gate_error(code, state, &e.to_string()).await;
@@ -1074,6 +1081,38 @@ impl Session {
         bytes.extend_from_slice(outer_sql.as_bytes());
         let payload = Bytes::from(bytes);
         Box::pin(self.run_plan(&plan, &[], Original::Query(&payload), classified, false)).await
+    }
+
+    /// Gathers the rows of `m.inner` through the planner, then runs the
+    /// rest of the query over them on one shard (see plan::materialize).
+    async fn run_materialize(
+        &mut self,
+        m: &plan::materialize::MaterializePlan,
+        params: &[OwnedValue],
+        binary: bool,
+    ) -> Result<(), End> {
+        let (Ok(inner), Ok(outer)) = (
+            plan::interpolate(&m.inner, params),
+            plan::interpolate(&m.outer, params),
+        ) else {
+            return self
+                .send_gate_error(1210, "HY000", "a parameter was not bound")
+                .await;
+        };
+        let Ok(gathered) = Box::pin(self.query_rows(&inner)).await else {
+            return Ok(());
+        };
+        let table = match plan::materialize::rows_as_table(&inner, &gathered) {
+            Ok(t) => t,
+            Err(e) => return self.send_plan_error(e).await,
+        };
+        drop(gathered);
+        let sql = outer.replacen(plan::materialize::ROWS_MARK, &table, 1);
+        drop(table);
+        let Ok(answer) = self.one_shard_rows(&m.keyspace, sql).await else {
+            return Ok(());
+        };
+        self.write_rows(&answer.columns, &answer.rows, binary).await
     }
 
     /// The declared collation of each result column the schema tracker
