@@ -47,3 +47,46 @@ SELECT kind, CAST(SUM(n) AS CHAR) FROM event GROUP BY kind
 SELECT id, score, RANK() OVER (ORDER BY score DESC, id) AS r FROM customer WHERE score IS NOT NULL ORDER BY r LIMIT 10
 
 SELECT COUNT(*), ROUND(STDDEV_POP(balance), 4) FROM customer
+
+-- expressions around aggregates the merge does not evaluate, over a join
+SELECT COALESCE(MAX(score), -1), IFNULL(SUM(qty), 0) FROM customer JOIN orders ON customer.id = orders.customer_id WHERE orders.qty > 1
+
+-- joins the gate's nested loop does not answer: both tables' rows gathered
+SELECT SUM(c.score + e.n) FROM customer c JOIN event e ON c.id = e.id
+
+SELECT CONCAT(c.name, e.kind), COUNT(*) FROM customer c JOIN event e ON c.score = e.n GROUP BY CONCAT(c.name, e.kind)
+
+SELECT DISTINCT * FROM customer c JOIN event e ON c.score = e.n
+
+SELECT e.kind FROM customer c JOIN event e ON c.score = e.n HAVING e.kind = 'click'
+
+SELECT d.id FROM (SELECT id FROM customer) AS d JOIN orders o ON o.customer_id = d.id
+
+SELECT c.id FROM customer c LEFT JOIN event e ON c.score = e.n WHERE c.id < e.id OR e.id IS NULL
+
+SELECT c.id FROM customer c LEFT JOIN event e ON c.score = e.n AND c.id < e.id
+
+SELECT c.id, e.id FROM (customer c LEFT JOIN event e ON c.score = e.n)
+
+SELECT c.id, e.id FROM customer c JOIN event e ON c.score < e.n WHERE c.id < 40 AND e.kind = 'view' AND e.n > 90
+
+SELECT COUNT(DISTINCT o.sku), SUM(o.qty * p.price) FROM customer c JOIN orders o ON o.customer_id = c.id JOIN event e ON e.n = o.qty JOIN product p ON p.sku = o.sku WHERE e.kind <> 'view' GROUP BY c.city
+
+SELECT t.city, t.n, e.kind FROM (SELECT city, COUNT(*) AS n FROM customer GROUP BY city) AS t JOIN event e ON e.n = t.n
+
+-- UNIONs the merge does not answer: each branch's rows gathered
+SELECT sku FROM orders WHERE customer_id = 12 UNION SELECT sku FROM product WHERE price > 40
+
+-- ordered
+SELECT sku FROM orders WHERE qty > 5 UNION ALL SELECT sku FROM product ORDER BY sku LIMIT 12
+
+SELECT city, COUNT(*) FROM customer GROUP BY city UNION SELECT kind, SUM(n) FROM event GROUP BY kind
+
+SELECT score FROM customer INTERSECT SELECT n FROM event
+
+SELECT score FROM customer EXCEPT SELECT n FROM event
+
+SELECT id FROM customer WHERE score > 90 UNION ALL SELECT id FROM event WHERE n > 90 UNION SELECT customer_id FROM orders WHERE qty > 9
+
+-- ordered
+(SELECT id, score FROM customer ORDER BY score DESC, id LIMIT 3) UNION ALL (SELECT id, n FROM event ORDER BY n, id LIMIT 2) ORDER BY 2, 1

@@ -967,19 +967,16 @@ mod tests {
         assert_eq!(m.template.limit_params, (None, Some(1)));
     }
 
-    /// The statement is refused as unsupported (1235, 42000).
-    fn assert_unsupported(sql: &str) {
-        let e = planned(sql).expect_err(sql);
-        assert_eq!(
-            (e.code, e.sqlstate),
-            (1235, "42000"),
-            "{sql}: {}",
-            e.message
-        );
+    /// The statement runs over both tables' rows gathered by the gate.
+    fn assert_gathered(sql: &str) {
+        match planned(sql) {
+            Ok(Plan::Materialize(m)) => assert_eq!(m.gathered.len(), 2, "{sql}: {m:?}"),
+            other => panic!("{sql}: not gathered: {other:?}"),
+        }
     }
 
     #[test]
-    fn what_the_merge_cannot_do_is_refused() {
+    fn what_the_merge_cannot_do_runs_over_gathered_rows() {
         for sql in [
             "SELECT SUM(c.id + o.qty) FROM customer c JOIN orders o ON c.name = o.sku",
             "SELECT COUNT(*) FROM customer c JOIN orders o ON c.name = o.sku GROUP BY CONCAT(c.id, o.id)",
@@ -989,11 +986,27 @@ mod tests {
             "SELECT COUNT(*) FROM customer c JOIN orders o ON c.name = o.sku GROUP BY c.id WITH ROLLUP",
             "SELECT c.id, COUNT(*) FROM customer c JOIN orders o ON c.name = o.sku GROUP BY c.id ORDER BY ?",
         ] {
-            assert_unsupported(sql);
+            assert_gathered(sql);
         }
-        let e = planned("SELECT SUM(c.id + o.qty) FROM customer c JOIN orders o ON c.name = o.sku")
-            .unwrap_err();
-        assert!(e.message.contains("both tables"), "{}", e.message);
+        // Conditions of one table alone are applied while gathering it.
+        let Ok(Plan::Materialize(m)) = planned(
+            "SELECT SUM(c.id + o.qty) FROM customer c JOIN orders o ON c.name = o.sku \
+             WHERE c.score > ? AND o.qty < 3 AND c.id < o.id AND LENGTH(o.sku) > 1",
+        ) else {
+            panic!("not gathered");
+        };
+        assert!(
+            m.gathered[0].contains("FROM customer c WHERE (c.score > ")
+                && !m.gathered[0].contains("AND"),
+            "{}",
+            m.gathered[0]
+        );
+        assert!(
+            m.gathered[1].ends_with("FROM orders o WHERE (o.qty < 3)"),
+            "{}",
+            m.gathered[1]
+        );
+        assert!(m.outer.contains("WHERE c.score >"), "{}", m.outer);
     }
 
     #[test]
@@ -1143,7 +1156,7 @@ mod tests {
     }
 
     #[test]
-    fn left_join_shapes_it_cannot_answer_are_refused() {
+    fn left_join_shapes_it_cannot_answer_run_over_gathered_rows() {
         for sql in [
             // WHERE over both tables after NULL extension.
             "SELECT c.id FROM customer c LEFT JOIN orders o ON c.name = o.sku WHERE c.score < o.qty",
@@ -1154,8 +1167,16 @@ mod tests {
             "SELECT c.id FROM (customer c LEFT JOIN orders o ON c.name = o.sku)",
             "SELECT c.id FROM customer c LEFT JOIN orders o ON c.name = o.sku ORDER BY o.qty + 1",
         ] {
-            assert_unsupported(sql);
+            assert_gathered(sql);
         }
+        // No condition is applied while gathering a table an outer join may
+        // NULL-extend.
+        let Ok(Plan::Materialize(m)) = planned(
+            "SELECT c.id FROM customer c LEFT JOIN orders o ON c.name = o.sku WHERE o.qty < 3 AND c.score < o.qty",
+        ) else {
+            panic!("not gathered");
+        };
+        assert!(!m.gathered[1].contains("WHERE"), "{}", m.gathered[1]);
     }
 
     #[test]

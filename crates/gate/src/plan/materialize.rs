@@ -23,12 +23,10 @@ use tessera_wire::{ColumnSpec, ColumnType};
 use super::{PlanError, PlanResult};
 use crate::merge::Rows;
 
-/// Where the gathered rows go in `MaterializePlan::outer`.
-pub const ROWS_MARK: &str = "\u{4}rows\u{4}";
-/// More gathered rows than this are refused (Vitess's vtgate has the same
-/// kind of limit, `max_memory_rows`).
+/// More gathered rows than this (in all) are refused (Vitess's vtgate has
+/// the same kind of limit, `max_memory_rows`).
 pub const MAX_ROWS: usize = 100_000;
-/// The table of literals may not be longer than this (the shard's
+/// The tables of literals may not be longer than this in all (the shard's
 /// `max_allowed_packet` is 16 MB by default).
 pub const MAX_TEXT: usize = 8 << 20;
 
@@ -39,18 +37,23 @@ const BINARY_CHARSET: u16 = 63;
 #[derive(Debug, Clone)]
 pub struct MaterializePlan {
     pub keyspace: Arc<str>,
-    /// The query whose rows the gate gathers (planned and run on its own).
-    pub inner: String,
-    /// The rest of the query, with `ROWS_MARK` where the rows go; run on
-    /// one shard.
+    /// The queries whose rows the gate gathers (each planned and run on
+    /// its own); the i-th one's rows go where `rows_mark(i)` is in `outer`.
+    pub gathered: Vec<String>,
+    /// The rest of the query, run on one shard.
     pub outer: String,
     pub note: &'static str,
 }
 
-/// A table factor that stands for the gathered rows under `alias`.
-fn rows_factor(alias: &str) -> TableFactor {
+/// Where the i-th gathered rows go in `MaterializePlan::outer`.
+pub fn rows_mark(i: usize) -> String {
+    format!("\u{4}rows{i}\u{4}")
+}
+
+/// A table factor that stands for the i-th gathered rows under `alias`.
+fn rows_factor(i: usize, alias: &str) -> TableFactor {
     TableFactor::Table {
-        name: ObjectName::from(vec![Ident::new(ROWS_MARK)]),
+        name: ObjectName::from(vec![Ident::new(rows_mark(i))]),
         alias: Some(TableAlias {
             explicit: true,
             name: Ident::with_quote('`', alias),
@@ -68,27 +71,44 @@ fn rows_factor(alias: &str) -> TableFactor {
     }
 }
 
-/// `query` with the FROM factor `pick` chooses replaced by the gathered
-/// rows named `alias`. None when no factor was chosen.
-fn replace_factor(
+/// `query` with each FROM factor (nested joins included) for which
+/// `gather` gives (the query gathering its rows, the name it is referred
+/// to by) replaced by those rows; and the gathering queries in order.
+pub(super) fn replace_factors(
     query: &Query,
-    alias: &str,
-    pick: impl Fn(&TableFactor) -> bool,
-) -> Option<Query> {
-    let mut outer = query.clone();
-    let SetExpr::Select(select) = outer.body.as_mut() else {
-        return None;
-    };
-    let factors = select.from.iter_mut().flat_map(|t| {
-        std::iter::once(&mut t.relation).chain(t.joins.iter_mut().map(|j| &mut j.relation))
-    });
-    for factor in factors {
-        if pick(factor) {
-            *factor = rows_factor(alias);
-            return Some(outer);
+    mut gather: impl FnMut(&TableFactor) -> Option<(String, String)>,
+) -> (Query, Vec<String>) {
+    fn visit(
+        factor: &mut TableFactor,
+        gathered: &mut Vec<String>,
+        gather: &mut dyn FnMut(&TableFactor) -> Option<(String, String)>,
+    ) {
+        if let TableFactor::NestedJoin {
+            table_with_joins, ..
+        } = factor
+        {
+            visit(&mut table_with_joins.relation, gathered, gather);
+            for j in &mut table_with_joins.joins {
+                visit(&mut j.relation, gathered, gather);
+            }
+            return;
+        }
+        if let Some((sql, alias)) = gather(factor) {
+            *factor = rows_factor(gathered.len(), &alias);
+            gathered.push(sql);
         }
     }
-    None
+    let mut outer = query.clone();
+    let mut gathered = Vec::new();
+    if let SetExpr::Select(select) = outer.body.as_mut() {
+        for twj in &mut select.from {
+            visit(&mut twj.relation, &mut gathered, &mut gather);
+            for j in &mut twj.joins {
+                visit(&mut j.relation, &mut gathered, &mut gather);
+            }
+        }
+    }
+    (outer, gathered)
 }
 
 /// The plan for `query` whose FROM has the derived table `inner` (named
@@ -100,10 +120,16 @@ pub(super) fn over_derived(
     alias: &str,
     pick: impl Fn(&TableFactor) -> bool,
 ) -> Option<MaterializePlan> {
-    let outer = replace_factor(query, alias, pick)?;
-    Some(MaterializePlan {
+    let mut found = false;
+    let (outer, gathered) = replace_factors(query, |f| {
+        (!found && pick(f)).then(|| {
+            found = true;
+            (inner.to_string(), alias.to_string())
+        })
+    });
+    (!gathered.is_empty()).then(|| MaterializePlan {
         keyspace: keyspace.clone(),
-        inner: inner.to_string(),
+        gathered,
         outer: outer.to_string(),
         note: "derived table gathered by the gate, the rest of the query run over its rows",
     })
@@ -125,17 +151,91 @@ pub(super) fn over_table(
         Some(w) => format!("SELECT * FROM {factor} WHERE {w}"),
         None => format!("SELECT * FROM {factor}"),
     };
-    let mut outer = replace_factor(query, refname, |f| std::ptr::eq(f, factor))
-        .or_else(|| replace_factor(query, refname, |f| f == factor))?;
+    let mut inner = Some(inner);
+    let (mut outer, gathered) = replace_factors(query, |f| {
+        if f == factor {
+            inner.take().map(|sql| (sql, refname.to_string()))
+        } else {
+            None
+        }
+    });
+    if gathered.is_empty() {
+        return None;
+    }
     if let SetExpr::Select(s) = outer.body.as_mut() {
         s.selection = None;
     }
     Some(MaterializePlan {
         keyspace: keyspace.clone(),
-        inner,
+        gathered,
         outer: outer.to_string(),
         note: "rows gathered by the gate, the select list computed over them on one shard",
     })
+}
+
+/// The plan for a UNION (INTERSECT, EXCEPT) the shards cannot run in
+/// parts: each branch's rows gathered, the set operation (with its ORDER
+/// BY and LIMIT) run over them on one shard.
+pub(super) fn over_union(keyspace: &Arc<str>, query: &Query) -> Option<MaterializePlan> {
+    fn visit(e: &mut SetExpr, gathered: &mut Vec<String>) -> bool {
+        match e {
+            SetExpr::SetOperation { left, right, .. } => {
+                visit(left, gathered) && visit(right, gathered)
+            }
+            SetExpr::Select(_) | SetExpr::Query(_) => {
+                // A branch in parentheses is gathered as a query of its own.
+                let sql = match &*e {
+                    SetExpr::Query(q) => q.to_string(),
+                    other => other.to_string(),
+                };
+                let i = gathered.len();
+                let Ok(sqlparser::ast::Statement::Query(star)) =
+                    super::parse(&format!("SELECT * FROM t AS `_tessera_part{i}`"))
+                else {
+                    return false;
+                };
+                let mut star = *star.body;
+                if let SetExpr::Select(s) = &mut star {
+                    s.from[0].relation = rows_factor(i, &format!("_tessera_part{i}"));
+                }
+                *e = star;
+                gathered.push(sql);
+                true
+            }
+            _ => false,
+        }
+    }
+    let mut outer = query.clone();
+    let mut gathered = Vec::new();
+    if !matches!(outer.body.as_ref(), SetExpr::SetOperation { .. })
+        || !visit(outer.body.as_mut(), &mut gathered)
+    {
+        return None;
+    }
+    Some(MaterializePlan {
+        keyspace: keyspace.clone(),
+        gathered,
+        outer: outer.to_string(),
+        note: "each branch's rows gathered by the gate, the set operation run over them on one shard",
+    })
+}
+
+/// `outer` with each rows mark replaced by its table, in one pass (a
+/// table's literals may hold any text).
+pub fn fill(outer: &str, tables: &[String]) -> Result<String, usize> {
+    let mut out =
+        String::with_capacity(outer.len() + tables.iter().map(String::len).sum::<usize>());
+    let mut rest = outer;
+    while let Some(at) = rest.find("\u{4}rows") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + "\u{4}rows".len()..];
+        let end = after.find('\u{4}').ok_or(usize::MAX)?;
+        let i: usize = after[..end].parse().map_err(|_| usize::MAX)?;
+        out.push_str(tables.get(i).ok_or(i)?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 fn refuse(what: String) -> PlanError {
@@ -144,8 +244,9 @@ fn refuse(what: String) -> PlanError {
 
 /// The gathered `rows` of `inner_sql` as a derived-table body (without the
 /// alias): a table of literals with the columns' definitions.
-pub fn rows_as_table(inner_sql: &str, rows: &Rows) -> PlanResult<String> {
-    if rows.rows.len() > MAX_ROWS {
+pub fn rows_as_table(inner_sql: &str, rows: &Rows, budget: &mut Budget) -> PlanResult<String> {
+    budget.rows += rows.rows.len();
+    if budget.rows > MAX_ROWS {
         return Err(refuse(format!(
             "a query whose rows the gate gathers, over {MAX_ROWS} rows"
         )));
@@ -171,7 +272,7 @@ pub fn rows_as_table(inner_sql: &str, rows: &Rows) -> PlanResult<String> {
             push_literal(&mut out, value.as_deref(), column);
         }
         out.push(')');
-        if out.len() > MAX_TEXT {
+        if budget.text + out.len() > MAX_TEXT {
             return Err(refuse(format!(
                 "a query whose rows the gate gathers, over {} MB of them",
                 MAX_TEXT >> 20
@@ -179,7 +280,15 @@ pub fn rows_as_table(inner_sql: &str, rows: &Rows) -> PlanResult<String> {
         }
     }
     out.push(')');
+    budget.text += out.len();
     Ok(out)
+}
+
+/// What the tables of one query's gathered rows have used of the limits.
+#[derive(Debug, Default)]
+pub struct Budget {
+    rows: usize,
+    text: usize,
 }
 
 /// Why a column's values cannot be written as literals of its type.
@@ -312,7 +421,7 @@ mod tests {
             ],
         };
         assert_eq!(
-            rows_as_table("SELECT 1", &rows).unwrap(),
+            rows_as_table("SELECT 1", &rows, &mut Budget::default()).unwrap(),
             "((SELECT * FROM (SELECT 1) AS `_tessera_shape` LIMIT 0) UNION ALL VALUES \
              (-3, 'it''s \\\\', CAST(1.1e0 AS FLOAT), 1e300, DATE'2020-01-02', X'00FF'), \
              (NULL, NULL, NULL, 2.5e0, NULL, NULL))"
@@ -322,7 +431,7 @@ mod tests {
             rows: vec![],
         };
         assert_eq!(
-            rows_as_table("SELECT 1", &empty).unwrap(),
+            rows_as_table("SELECT 1", &empty, &mut Budget::default()).unwrap(),
             "((SELECT * FROM (SELECT 1) AS `_tessera_shape` LIMIT 0))"
         );
     }
@@ -333,14 +442,14 @@ mod tests {
             columns: vec![column("e", ColumnType::MYSQL_TYPE_STRING, 45, ENUM_FLAG)],
             rows: vec![],
         };
-        let e = rows_as_table("SELECT e FROM t", &rows).unwrap_err();
+        let e = rows_as_table("SELECT e FROM t", &rows, &mut Budget::default()).unwrap_err();
         assert_eq!(e.code, 1235);
         assert!(e.message.contains("'e' of type ENUM"), "{}", e.message);
         let many = Rows {
             columns: vec![column("n", ColumnType::MYSQL_TYPE_LONG, 63, 0)],
             rows: vec![vec![Some(b"1".to_vec())]; MAX_ROWS + 1],
         };
-        let e = rows_as_table("SELECT n FROM t", &many).unwrap_err();
+        let e = rows_as_table("SELECT n FROM t", &many, &mut Budget::default()).unwrap_err();
         assert!(e.message.contains("over 100000 rows"), "{}", e.message);
     }
 }

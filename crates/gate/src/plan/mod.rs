@@ -389,11 +389,22 @@ impl Plan {
                     .unwrap_or_default()
             ),
             Plan::Materialize(m) => format!(
-                "Rows gathered by the gate on keyspace {} ({})\n  gathered: {}\n  then on one shard over them: {}",
+                "Rows gathered by the gate on keyspace {} ({})\n{}\n  then on one shard over them: {}",
                 m.keyspace,
                 m.note,
-                m.inner,
-                m.outer.replace(materialize::ROWS_MARK, "<gathered rows>")
+                m.gathered
+                    .iter()
+                    .enumerate()
+                    .map(|(i, g)| format!("  gathered <rows {i}>: {g}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                materialize::fill(
+                    &m.outer,
+                    &(0..m.gathered.len())
+                        .map(|i| format!("<rows {i}>"))
+                        .collect::<Vec<_>>()
+                )
+                .unwrap_or_else(|_| m.outer.clone())
             ),
             Plan::Pullout { subqueries, outer } => format!(
                 "Subqueries evaluated first by the gate:\n{}\n  then: {}",

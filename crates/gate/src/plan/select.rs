@@ -105,7 +105,15 @@ pub(super) fn plan_query(ctx: &PlanContext<'_>, sql: &str, query: Query) -> Plan
     }
     match query.body.as_ref() {
         SetExpr::Select(select) => plan_select(ctx, sql, &query, select, &ks_name),
-        SetExpr::SetOperation { .. } => plan_union(sql, &query, &ks_name, &tables),
+        SetExpr::SetOperation { .. } => match plan_union(sql, &query, &ks_name, &tables) {
+            // What the merge cannot do runs over each branch's rows.
+            Err(e) if e.code == 1235 && query.locks.is_empty() => {
+                super::materialize::over_union(&ks_name, &query)
+                    .map(|m| Plan::Materialize(Box::new(m)))
+                    .ok_or(e)
+            }
+            other => other,
+        },
         SetExpr::Query(_) => Err(PlanError::unsupported(
             "a parenthesized query on sharded tables",
         )),
@@ -585,12 +593,20 @@ fn plan_select(
     if let Err(not_colocated) = check_colocated(&sharded, &conditions) {
         // Two tables the shards cannot join: the gate joins them (inner or
         // LEFT/RIGHT joins; the join planner refuses other outer shapes).
-        if from.len() == 2 && !contains_subquery(select) {
+        // What it cannot join runs over the tables' rows, gathered.
+        let joined = if from.len() == 2 && !contains_subquery(select) {
             let pair = [&from[0].table, &from[1].table];
-            return super::join::plan_join(ctx, sql, query, select, pair, &conditions)
-                .map(|j| Plan::Join(Box::new(j)));
-        }
-        return Err(not_colocated);
+            super::join::plan_join(ctx, sql, query, select, pair, &conditions)
+                .map(|j| Plan::Join(Box::new(j)))
+        } else {
+            Err(not_colocated)
+        };
+        return match joined {
+            Err(e) if e.code == 1235 => gather_rows_of_tables(ctx, sql, keyspace, query)
+                .map(|m| Plan::Materialize(Box::new(m)))
+                .ok_or(e),
+            other => other,
+        };
     }
     let routing = vindex_routing(&sharded, select.selection.as_ref()).unwrap_or(Routing::Scatter);
     let single = match &routing {
@@ -641,12 +657,14 @@ fn plan_select(
             Ok((text, mut m)) => {
                 // The merge may still find it cannot compare a computed text
                 // column (its collation is unknown): then the rows are gathered.
-                m.gather_instead =
-                    gather_rows_of_table(sql, keyspace, query, select, &tables).map(Arc::new);
+                m.gather_instead = gather_rows_of_table(sql, keyspace, query, select, &tables)
+                    .or_else(|| gather_rows_of_tables(ctx, sql, keyspace, query))
+                    .map(Arc::new);
                 Some((text, m))
             }
             Err(e) if e.code == 1235 => {
                 return gather_rows_of_table(sql, keyspace, query, select, &tables)
+                    .or_else(|| gather_rows_of_tables(ctx, sql, keyspace, query))
                     .map(|m| Plan::Materialize(Box::new(m)))
                     .ok_or(e);
             }
@@ -695,6 +713,121 @@ fn gather_rows_of_table(
     }
     let named = with_item_names(sql, query);
     super::materialize::over_table(keyspace, &named, &from.relation, &table.refname)
+}
+
+/// A SELECT the shards and the gate's join cannot answer (a join whose
+/// expressions read both tables, an outer join of a shape the join planner
+/// refuses, a derived table joined to a sharded table), answered over the
+/// rows of each sharded table (or derived table over them) gathered by the
+/// gate, with the whole query run over them on one shard. WHERE conditions
+/// that read one gathered table alone, by its name, are also applied while
+/// gathering it (when no outer join could NULL-extend it). None when the
+/// query has subqueries or would lock or store rows.
+fn gather_rows_of_tables(
+    ctx: &PlanContext<'_>,
+    sql: &str,
+    keyspace: &Arc<str>,
+    query: &Query,
+) -> Option<super::materialize::MaterializePlan> {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    if !query.locks.is_empty() || select.into.is_some() || contains_subquery(query) {
+        return None;
+    }
+    fn has_outer(factor: &TableFactor) -> bool {
+        matches!(factor, TableFactor::NestedJoin { table_with_joins, .. }
+            if table_with_joins.joins.iter().any(|j| is_outer(&j.join_operator) || has_outer(&j.relation))
+                || has_outer(&table_with_joins.relation))
+    }
+    fn is_outer(op: &JoinOperator) -> bool {
+        !matches!(
+            op,
+            JoinOperator::Join(_)
+                | JoinOperator::Inner(_)
+                | JoinOperator::CrossJoin(_)
+                | JoinOperator::StraightJoin(_)
+        )
+    }
+    let outer_joins = select.from.iter().any(|t| {
+        has_outer(&t.relation)
+            || t.joins
+                .iter()
+                .any(|j| is_outer(&j.join_operator) || has_outer(&j.relation))
+    });
+    let where_parts: Vec<&Expr> = select.selection.as_ref().map(conjuncts).unwrap_or_default();
+    // The conditions reading only `refname`'s columns, named by it, and
+    // calling no function (so applying them twice changes nothing).
+    let own_conditions = |refname: &str| -> Vec<String> {
+        if outer_joins {
+            return Vec::new();
+        }
+        where_parts
+            .iter()
+            .filter(|c| {
+                let mut columns = 0;
+                let other = visit_expressions(**c, |e| match e {
+                    Expr::CompoundIdentifier(parts)
+                        if parts.len() == 2 && parts[0].value.eq_ignore_ascii_case(refname) =>
+                    {
+                        columns += 1;
+                        ControlFlow::Continue(())
+                    }
+                    Expr::Identifier(_)
+                    | Expr::CompoundIdentifier(_)
+                    | Expr::Function(_)
+                    | Expr::Subquery(_) => ControlFlow::Break(()),
+                    _ => ControlFlow::Continue(()),
+                })
+                .is_break();
+                !other && columns > 0
+            })
+            .map(|c| format!("({c})"))
+            .collect()
+    };
+    let mut failed = false;
+    let named = with_item_names(sql, query);
+    let (outer, gathered) = super::materialize::replace_factors(&named, |factor| match factor {
+        TableFactor::Table { name, alias, .. } => {
+            let table = ctx
+                .resolve(name, alias.as_ref().map(|a| a.name.value.clone()))
+                .ok()?;
+            if table.kind() != TableKindRef::Sharded {
+                return None;
+            }
+            let own = own_conditions(&table.refname);
+            let gather = if own.is_empty() {
+                format!("SELECT * FROM {factor}")
+            } else {
+                format!("SELECT * FROM {factor} WHERE {}", own.join(" AND "))
+            };
+            Some((gather, table.refname))
+        }
+        TableFactor::Derived {
+            subquery,
+            alias: Some(a),
+            ..
+        } if reads_sharded(ctx, subquery) => Some((subquery.to_string(), a.name.value.clone())),
+        // MariaDB requires a derived table to be named: it refuses this.
+        TableFactor::Derived { subquery, .. } if reads_sharded(ctx, subquery) => {
+            failed = true;
+            None
+        }
+        TableFactor::Derived { .. } | TableFactor::NestedJoin { .. } => None,
+        _ => {
+            failed = true;
+            None
+        }
+    });
+    if failed || gathered.is_empty() {
+        return None;
+    }
+    Some(super::materialize::MaterializePlan {
+        keyspace: keyspace.clone(),
+        gathered,
+        outer: outer.to_string(),
+        note: "the sharded tables' rows gathered by the gate, the query run over them on one shard",
+    })
 }
 
 /// `query` with each unaliased select item that is not a plain column
@@ -783,7 +916,13 @@ fn plan_derived(
         return if derived.is_empty() {
             Ok(None)
         } else {
-            refuse("next to another one")
+            gather_rows_of_tables(ctx, sql, keyspace, query)
+                .map(|m| Some(Plan::Materialize(Box::new(m))))
+                .ok_or_else(|| {
+                    PlanError::unsupported(
+                        "a derived table (subquery in FROM) over sharded tables next to another one",
+                    )
+                })
         };
     };
     // Other tables next to it must be on every shard, for the whole query
@@ -796,7 +935,13 @@ fn plan_derived(
         _ => false,
     });
     if !beside_reference {
-        return refuse("joined with tables that are not reference tables");
+        return gather_rows_of_tables(ctx, sql, keyspace, query)
+            .map(|m| Some(Plan::Materialize(Box::new(m))))
+            .ok_or_else(|| {
+                PlanError::unsupported(
+                    "a derived table (subquery in FROM) over sharded tables joined with tables that are not reference tables",
+                )
+            });
     }
     if contains_subquery(&select.selection)
         || select
@@ -2120,16 +2265,15 @@ mod tests {
             let Ok(Plan::Materialize(m)) = planned(gathered) else {
                 panic!("{gathered}: not gathered");
             };
-            assert!(m.inner.starts_with("SELECT * FROM customer"), "{}", m.inner);
+            let inner = &m.gathered[0];
+            assert!(inner.starts_with("SELECT * FROM customer"), "{inner}");
             assert!(
-                m.inner.ends_with("WHERE city = 'Oslo'")
-                    || m.inner.ends_with("WHERE c.city = 'Oslo'"),
-                "{}",
-                m.inner
+                inner.ends_with("WHERE city = 'Oslo'") || inner.ends_with("WHERE c.city = 'Oslo'"),
+                "{inner}"
             );
             assert!(!m.outer.contains("WHERE"), "{}", m.outer);
             assert!(
-                m.outer.contains(crate::plan::materialize::ROWS_MARK),
+                m.outer.contains(&crate::plan::materialize::rows_mark(0)),
                 "{}",
                 m.outer
             );
@@ -2165,18 +2309,24 @@ mod tests {
                 panic!("{gathered}: not gathered");
             };
             assert!(
-                m.outer
-                    .contains(&format!("{} AS `d`", crate::plan::materialize::ROWS_MARK)),
+                m.outer.contains(&format!(
+                    "{} AS `d`",
+                    crate::plan::materialize::rows_mark(0)
+                )),
                 "{}",
                 m.outer
             );
-            assert!(!m.inner.contains(" AS d"), "{}", m.inner);
+            assert!(!m.gathered[0].contains(" AS d"), "{}", m.gathered[0]);
         }
-        let e = planned(
+        // Joined to a sharded table: both gathered.
+        let Ok(Plan::Materialize(m)) = planned(
             "SELECT d.id FROM (SELECT id FROM customer) AS d JOIN orders o ON o.customer_id = d.id",
-        )
-        .unwrap_err();
-        assert_eq!(e.code, 1235, "{}", e.message);
-        assert!(e.message.contains("derived table"), "{}", e.message);
+        ) else {
+            panic!("not gathered");
+        };
+        assert_eq!(
+            m.gathered,
+            ["SELECT id FROM customer", "SELECT * FROM orders o"]
+        );
     }
 }

@@ -1083,32 +1083,42 @@ impl Session {
         Box::pin(self.run_plan(&plan, &[], Original::Query(&payload), classified, false)).await
     }
 
-    /// Gathers the rows of `m.inner` through the planner, then runs the
-    /// rest of the query over them on one shard (see plan::materialize).
+    /// Gathers the rows of each of `m.gathered` through the planner, then
+    /// runs the rest of the query over them on one shard (see
+    /// plan::materialize).
     async fn run_materialize(
         &mut self,
         m: &plan::materialize::MaterializePlan,
         params: &[OwnedValue],
         binary: bool,
     ) -> Result<(), End> {
-        let (Ok(inner), Ok(outer)) = (
-            plan::interpolate(&m.inner, params),
-            plan::interpolate(&m.outer, params),
-        ) else {
+        let Ok(outer) = plan::interpolate(&m.outer, params) else {
             return self
                 .send_gate_error(1210, "HY000", "a parameter was not bound")
                 .await;
         };
-        let Ok(gathered) = Box::pin(self.query_rows(&inner)).await else {
-            return Ok(());
+        let mut budget = plan::materialize::Budget::default();
+        let mut tables = Vec::with_capacity(m.gathered.len());
+        for gathered in &m.gathered {
+            let Ok(sql) = plan::interpolate(gathered, params) else {
+                return self
+                    .send_gate_error(1210, "HY000", "a parameter was not bound")
+                    .await;
+            };
+            let Ok(rows) = Box::pin(self.query_rows(&sql)).await else {
+                return Ok(());
+            };
+            match plan::materialize::rows_as_table(&sql, &rows, &mut budget) {
+                Ok(t) => tables.push(t),
+                Err(e) => return self.send_plan_error(e).await,
+            }
+        }
+        let Ok(sql) = plan::materialize::fill(&outer, &tables) else {
+            return self
+                .send_gate_error(1105, "HY000", "internal: gathered rows without their place")
+                .await;
         };
-        let table = match plan::materialize::rows_as_table(&inner, &gathered) {
-            Ok(t) => t,
-            Err(e) => return self.send_plan_error(e).await,
-        };
-        drop(gathered);
-        let sql = outer.replacen(plan::materialize::ROWS_MARK, &table, 1);
-        drop(table);
+        drop(tables);
         let Ok(answer) = self.one_shard_rows(&m.keyspace, sql).await else {
             return Ok(());
         };
