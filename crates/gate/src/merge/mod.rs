@@ -6,7 +6,7 @@
 //! collations, ENUM/SET ordering, DOUBLE sums whose partials do not add up exactly,
 //! decimals beyond 38 digits.
 
-mod collation;
+pub(crate) mod collation;
 mod collation_tables;
 pub mod decimal;
 pub mod double;

@@ -355,15 +355,29 @@ fn push_literal(out: &mut String, value: Option<&[u8]>, column: &ColumnSpec) {
             Some(t),
         ) if !t.starts_with("0000") => push_typed(out, "TIMESTAMP", t),
         (MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2, Some(t)) => push_typed(out, "TIME", t),
-        _ if column.charset == BINARY_CHARSET => {
-            out.push_str("X'");
-            for b in value {
-                out.push_str(&format!("{b:02X}"));
+        _ if column.charset == BINARY_CHARSET => push_hex(out, "", value),
+        // A backslash or NUL would need an escape that NO_BACKSLASH_ESCAPES
+        // reads differently: the value goes in hex, in its character set.
+        _ if value.iter().any(|b| matches!(b, b'\\' | 0)) => {
+            use crate::merge::collation::{Encoding, encoding_of};
+            match encoding_of(column.charset) {
+                Some(Encoding::Utf8) => push_hex(out, "_utf8mb4 ", value),
+                Some(Encoding::Latin1) => push_hex(out, "_latin1 ", value),
+                _ => out.push_str(&super::text::quote_bytes(value)),
             }
-            out.push('\'');
         }
         _ => out.push_str(&super::text::quote_bytes(value)),
     }
+}
+
+fn push_hex(out: &mut String, introducer: &str, value: &[u8]) {
+    use std::fmt::Write;
+    out.push_str(introducer);
+    out.push_str("X'");
+    for b in value {
+        let _ = write!(out, "{b:02X}");
+    }
+    out.push('\'');
 }
 
 fn push_typed(out: &mut String, keyword: &str, text: &str) {
@@ -411,20 +425,27 @@ mod tests {
             rows: vec![
                 vec![
                     Some(b"-3".to_vec()),
-                    Some(b"it's \\".to_vec()),
+                    Some(b"it's".to_vec()),
                     Some(b"1.1".to_vec()),
                     Some(b"1e300".to_vec()),
                     Some(b"2020-01-02".to_vec()),
                     Some(vec![0, 255]),
                 ],
-                vec![None, None, None, Some(b"2.5".to_vec()), None, None],
+                vec![
+                    None,
+                    Some(b"a\\b".to_vec()),
+                    None,
+                    Some(b"2.5".to_vec()),
+                    None,
+                    None,
+                ],
             ],
         };
         assert_eq!(
             rows_as_table("SELECT 1", &rows, &mut Budget::default()).unwrap(),
             "((SELECT * FROM (SELECT 1) AS `_tessera_shape` LIMIT 0) UNION ALL VALUES \
-             (-3, 'it''s \\\\', CAST(1.1e0 AS FLOAT), 1e300, DATE'2020-01-02', X'00FF'), \
-             (NULL, NULL, NULL, 2.5e0, NULL, NULL))"
+             (-3, 'it''s', CAST(1.1e0 AS FLOAT), 1e300, DATE'2020-01-02', X'00FF'), \
+             (NULL, _utf8mb4 X'615C62', NULL, 2.5e0, NULL, NULL))"
         );
         let empty = Rows {
             columns: rows.columns.clone(),
