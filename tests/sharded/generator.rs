@@ -4,7 +4,9 @@
 //! with HAVING; ORDER BY (by column, alias or position) and LIMIT; DISTINCT;
 //! UNION and UNION ALL; co-located and reference joins; aggregates, GROUP BY
 //! and DISTINCT over inner and LEFT joins the gate runs itself (not on the
-//! vindex).
+//! vindex); and what the gate answers over gathered rows: functions around
+//! aggregates, derived tables needing several shards, aggregates over both
+//! tables of a gate join, set operations with the reference table.
 //!
 //! Every query is deterministic on a single MariaDB, so any difference from
 //! the reference is the gate's: rows are compared in order only when ORDER BY
@@ -565,7 +567,7 @@ fn aggregate(rng: &mut Rng, src: &Source) -> String {
     let numeric: Vec<_> = columns.iter().filter(|(_, c)| is_numeric(c)).collect();
     let ordered: Vec<_> = columns.iter().filter(|(_, c)| c.groupable).collect();
     let small: Vec<_> = numeric.iter().filter(|(_, c)| !has_big_values(c)).collect();
-    match rng.below(12) {
+    match rng.below(13) {
         0 | 1 => "COUNT(*)".to_string(),
         // Expressions around aggregates, computed by the gate from partials.
         9 => format!("SUM({})/COUNT(*)", rng.pick(&small).0),
@@ -579,6 +581,17 @@ fn aggregate(rng: &mut Rng, src: &Source) -> String {
                 .clone()
         }
         11 => format!("CONCAT('n=', COUNT(*), '/', MAX({}))", rng.pick(&small).0),
+        // Functions the merge does not compute: the rows are gathered.
+        12 => {
+            let name = &rng.pick(&small).0;
+            [
+                format!("IFNULL(SUM({name}), 0)"),
+                format!("COALESCE(MAX({name}), -1)"),
+                "COUNT(*) DIV 2".to_string(),
+                format!("GREATEST(MIN({name}), 0)"),
+            ][rng.below(4) as usize]
+                .clone()
+        }
         2 => format!("COUNT({})", rng.pick(&columns).0),
         3 => format!("SUM({})", rng.pick(&numeric).0),
         4 => format!("MIN({})", rng.pick(&ordered).0),
@@ -813,7 +826,122 @@ fn grouped(rng: &mut Rng, src: &Source) -> Query {
     Query { sql, ordered }
 }
 
+/// A derived table whose rows need several shards' rows (grouped by a
+/// column that is not the vindex, or limited), aggregated by the outer
+/// query: the gate gathers the derived table's rows.
+fn derived(rng: &mut Rng) -> Query {
+    let table = *rng.pick(&[&CUSTOMER, &ORDERS, &EVENT]);
+    let src = single(table);
+    let columns = src.columns();
+    let small: Vec<_> = columns
+        .iter()
+        .filter(|(_, c)| is_numeric(c) && !has_big_values(c))
+        .collect();
+    let x = &rng.pick(&small).0;
+    let inner = if rng.chance(50) {
+        let key = group_keys(rng, &src).swap_remove(0);
+        format!(
+            "SELECT {key} AS k0, COUNT(*) AS n, SUM({x}) AS s FROM {}{} GROUP BY {key}",
+            table.name,
+            where_clause(rng, &src)
+        )
+    } else {
+        format!(
+            "SELECT {pk} AS k0, 1 AS n, {x} AS s FROM {}{} ORDER BY {pk}{} LIMIT {}",
+            table.name,
+            where_clause(rng, &src),
+            direction(rng),
+            rng.range(0, 25),
+            pk = table.pk,
+        )
+    };
+    let list = [
+        "COUNT(*)",
+        "SUM(d.s)",
+        "MAX(d.n)",
+        "IFNULL(MIN(d.s), -1)",
+        "COUNT(DISTINCT d.k0)",
+    ];
+    let items: Vec<&str> = (0..rng.range(1, 3)).map(|_| *rng.pick(&list)).collect();
+    let filter = if rng.chance(40) {
+        format!(" WHERE d.n > {}", rng.range(0, 3))
+    } else {
+        String::new()
+    };
+    Query {
+        sql: format!("SELECT {} FROM ({inner}) AS d{filter}", items.join(", ")),
+        ordered: false,
+    }
+}
+
+/// Aggregates over a join the gate runs whose arguments read both tables:
+/// the rows of both are gathered.
+fn cross_join_aggregate(rng: &mut Rng) -> Query {
+    let src = gate_join(rng);
+    let small: Vec<String> = src
+        .columns()
+        .into_iter()
+        .filter(|(_, c)| is_numeric(c) && !has_big_values(c))
+        .map(|(name, _)| name)
+        .collect();
+    let first = src.tables[0].0.unwrap_or_default();
+    let a = rng.pick(&small).clone();
+    let mut b = rng.pick(&small).clone();
+    // One argument from each table.
+    for candidate in &small {
+        if a.starts_with(first) != candidate.starts_with(first) {
+            b = candidate.clone();
+            break;
+        }
+    }
+    let list = match rng.below(3) {
+        0 => format!("SUM({a} + {b}), COUNT(*)"),
+        1 => format!("MAX({a} - {b}), MIN({a} * 2 + {b})"),
+        _ => format!("COUNT(*), SUM(CASE WHEN {a} > {b} THEN 1 ELSE 0 END)"),
+    };
+    Query {
+        sql: format!("SELECT {list} FROM {}{}", src.from, where_clause(rng, &src)),
+        ordered: false,
+    }
+}
+
+/// A set operation between a sharded and another table (the reference
+/// table among them), over integer columns.
+fn mixed_set_operation(rng: &mut Rng) -> Query {
+    const BRANCHES: &[(&str, &Table)] = &[
+        ("qty", &ORDERS),
+        ("n", &EVENT),
+        ("price", &PRODUCT),
+        ("score", &CUSTOMER),
+    ];
+    let (c1, t1) = *rng.pick(&BRANCHES[..2]);
+    let (c2, t2) = *rng.pick(&BRANCHES[2..]);
+    let op = *rng.pick(&["UNION", "UNION ALL", "INTERSECT", "EXCEPT"]);
+    let mut sql = format!(
+        "SELECT {c1} FROM {}{} {op} SELECT {c2} FROM {}{}",
+        t1.name,
+        where_clause(rng, &single(t1)),
+        t2.name,
+        where_clause(rng, &single(t2)),
+    );
+    let ordered = rng.chance(50);
+    if ordered {
+        sql += &format!(" ORDER BY 1{}", direction(rng));
+        if rng.chance(50) {
+            sql += &limit(rng);
+        }
+    }
+    Query { sql, ordered }
+}
+
 pub fn query(rng: &mut Rng) -> Query {
+    if rng.chance(8) {
+        return match rng.below(3) {
+            0 => derived(rng),
+            1 => cross_join_aggregate(rng),
+            _ => mixed_set_operation(rng),
+        };
+    }
     let src = source(rng);
     match rng.below(20) {
         0..=6 => plain(rng, &src),
@@ -857,7 +985,12 @@ mod tests {
     #[test]
     fn limits_only_under_a_total_order() {
         for q in queries(12345, 3000) {
-            if q.sql.contains(" LIMIT ") {
+            if q.sql.contains(") AS d") {
+                // A derived table's LIMIT comes under an order by its key.
+                if q.sql.contains(" LIMIT ") {
+                    assert!(q.sql.contains(" ORDER BY id"), "{}", q.sql);
+                }
+            } else if q.sql.contains(" LIMIT ") {
                 assert!(q.ordered, "{}", q.sql);
             }
             if q.ordered {
@@ -901,6 +1034,14 @@ mod tests {
             " UNION ALL SELECT ",
             " AS g0",
             "ORDER BY 1",
+            "IFNULL(SUM(",
+            "COUNT(*) DIV 2",
+            ") AS d",
+            " LIMIT 1) AS d",
+            "SUM(c.score + e.n)",
+            " INTERSECT SELECT ",
+            " EXCEPT SELECT ",
+            " UNION SELECT price FROM product",
         ] {
             assert!(all.contains(needle), "no query has {needle:?}");
         }
