@@ -66,6 +66,10 @@ pub struct UpArgs {
     /// gate --help`).
     #[arg(long)]
     pub no_write_markers: bool,
+    /// Rows one query may hold in the gate where it evaluates the query over
+    /// gathered rows (see `tessera gate --help`).
+    #[arg(long, default_value_t = 100_000)]
+    pub max_memory_rows: usize,
 }
 
 #[derive(Args)]
@@ -254,6 +258,7 @@ async fn run_cluster(
                 health_interval: Duration::from_secs(1),
                 pool_size: 64,
                 write_markers: !args.no_write_markers,
+                max_memory_rows: args.max_memory_rows,
                 ..Default::default()
             },
             topo.clone(),

@@ -96,6 +96,10 @@ struct GateArgs {
     /// being settled, and transactions skip one small row write each.
     #[arg(long)]
     no_write_markers: bool,
+    /// Rows one query may hold in the gate where the gate evaluates it over
+    /// gathered rows (as Vitess's max_memory_rows); more fail with 1235.
+    #[arg(long, default_value_t = 100_000)]
+    max_memory_rows: usize,
 }
 
 #[derive(Args)]
@@ -209,6 +213,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 health_interval: Duration::from_secs(1),
                 pool_size: args.pool_size,
                 write_markers: !args.no_write_markers,
+                max_memory_rows: args.max_memory_rows,
                 ..Default::default()
             };
             let gate = tessera_gate::Gate::start(cfg, topo).await?;

@@ -78,6 +78,8 @@ const CUSTOMER_VSCHEMA: &str = r#"{
 }"#;
 
 const CLIENTS: i64 = 8;
+/// The gate's --max-memory-rows in this cluster: below item's row count.
+const GATHER_LIMIT: usize = 500;
 const INSERTS_PER_CLIENT: i64 = 100;
 
 fn opts(port: u16, db: &str) -> OptsBuilder {
@@ -746,6 +748,37 @@ async fn planner_errors(port: u16) {
         Some(3),
         "the refused DELETE ... LIMIT deleted nothing"
     );
+    // A query answered over gathered rows may hold at most
+    // --max-memory-rows of them (GATHER_LIMIT here; item has more rows).
+    let items: Option<i64> = conn.query_first("SELECT COUNT(*) FROM item").await.unwrap();
+    assert!(
+        items.unwrap() > GATHER_LIMIT as i64,
+        "item has {items:?} rows"
+    );
+    match conn.query_drop("SELECT IFNULL(SUM(n), 0) FROM item").await {
+        Err(mysql_async::Error::Server(e)) => assert!(
+            e.code == 1235
+                && e.state == "42000"
+                && e.message.contains(&format!("over {GATHER_LIMIT} rows")),
+            "gathering past the limit: {} ({}) {}",
+            e.code,
+            e.state,
+            e.message
+        ),
+        other => panic!("gathering past the limit: {other:?}"),
+    }
+    let (within, summed): (Option<String>, Option<String>) = (
+        conn.query_first("SELECT IFNULL(SUM(n), 0) FROM item WHERE client = 1")
+            .await
+            .unwrap(),
+        conn.query_first("SELECT SUM(n) FROM item WHERE client = 1")
+            .await
+            .unwrap(),
+    );
+    assert!(
+        within.is_some() && within == summed,
+        "{within:?} vs {summed:?}"
+    );
     conn.disconnect().await.unwrap();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -1066,7 +1099,8 @@ fn set_up(cluster: &LocalCluster) {
 #[test]
 fn sharded_clients() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = tutorial_cluster::start(dir.path());
+    let limit = GATHER_LIMIT.to_string();
+    let cluster = tutorial_cluster::start_with(dir.path(), &["--max-memory-rows", &limit]);
     set_up(&cluster);
     let port = cluster.ports.gate;
     let runtime = tokio::runtime::Builder::new_multi_thread()

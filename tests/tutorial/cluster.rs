@@ -40,13 +40,16 @@ pub const CUSTOMER_SHARDS: [&str; 2] = ["-80", "80-"];
 
 /// Starts CONFIG's cluster under `dir` (orc off: nothing here fails over).
 pub fn start(dir: &Path) -> LocalCluster {
+    start_with(dir, &[])
+}
+
+/// [`start`] with more arguments for `local up`.
+pub fn start_with(dir: &Path, extra: &[&str]) -> LocalCluster {
     let config = dir.join("cluster.toml");
     std::fs::write(&config, CONFIG).unwrap();
-    let cluster = LocalCluster::start_with(
-        &dir.join("data"),
-        Ports::pick_for(TABLETS),
-        &["--config", config.to_str().unwrap(), "--no-orc"],
-    );
+    let mut args = vec!["--config", config.to_str().unwrap(), "--no-orc"];
+    args.extend_from_slice(extra);
+    let cluster = LocalCluster::start_with(&dir.join("data"), Ports::pick_for(TABLETS), &args);
     assert_eq!(cluster.mariadbd_pids().len(), TABLETS as usize);
     cluster
 }

@@ -70,6 +70,10 @@ pub struct GateConfig {
     /// whose answer a failover lost is answered instead of failing, for one
     /// small extra row write per transaction.
     pub write_markers: bool,
+    /// Rows a query may hold in the gate's memory where the gate evaluates
+    /// it over gathered rows (Vitess's `max_memory_rows`); more fail with
+    /// error 1235.
+    pub max_memory_rows: usize,
 }
 
 impl Default for GateConfig {
@@ -88,6 +92,7 @@ impl Default for GateConfig {
             buffer_window: Duration::from_secs(10),
             buffer_max_queued: 1000,
             write_markers: true,
+            max_memory_rows: 100_000,
         }
     }
 }
@@ -109,6 +114,7 @@ pub(crate) struct Shared {
     pub sequences: sequence::Sequences,
     pub plans: plan::PlanCache,
     pub write_markers: bool,
+    pub max_memory_rows: usize,
 }
 
 /// How often the gate re-reads every keyspace's table schemas.
@@ -186,6 +192,7 @@ impl Gate {
             sequences: sequence::Sequences::new(),
             plans: plan::PlanCache::new(PLAN_CACHE_BYTES),
             write_markers: cfg.write_markers,
+            max_memory_rows: cfg.max_memory_rows,
         });
         let schema_task =
             shared

@@ -23,9 +23,6 @@ use tessera_wire::{ColumnSpec, ColumnType};
 use super::{PlanError, PlanResult};
 use crate::merge::Rows;
 
-/// More gathered rows than this (in all) are refused (Vitess's vtgate has
-/// the same kind of limit, `max_memory_rows`).
-pub const MAX_ROWS: usize = 100_000;
 /// The tables of literals may not be longer than this in all (the shard's
 /// `max_allowed_packet` is 16 MB by default).
 pub const MAX_TEXT: usize = 8 << 20;
@@ -246,9 +243,10 @@ fn refuse(what: String) -> PlanError {
 /// alias): a table of literals with the columns' definitions.
 pub fn rows_as_table(inner_sql: &str, rows: &Rows, budget: &mut Budget) -> PlanResult<String> {
     budget.rows += rows.rows.len();
-    if budget.rows > MAX_ROWS {
+    if budget.rows > budget.max_rows {
         return Err(refuse(format!(
-            "a query whose rows the gate gathers, over {MAX_ROWS} rows"
+            "a query whose rows the gate gathers, over {} rows (the gate's --max-memory-rows)",
+            budget.max_rows
         )));
     }
     for c in &rows.columns {
@@ -285,10 +283,21 @@ pub fn rows_as_table(inner_sql: &str, rows: &Rows, budget: &mut Budget) -> PlanR
 }
 
 /// What the tables of one query's gathered rows have used of the limits.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Budget {
+    max_rows: usize,
     rows: usize,
     text: usize,
+}
+
+impl Budget {
+    pub fn new(max_rows: usize) -> Budget {
+        Budget {
+            max_rows,
+            rows: 0,
+            text: 0,
+        }
+    }
 }
 
 /// Why a column's values cannot be written as literals of its type.
@@ -442,7 +451,7 @@ mod tests {
             ],
         };
         assert_eq!(
-            rows_as_table("SELECT 1", &rows, &mut Budget::default()).unwrap(),
+            rows_as_table("SELECT 1", &rows, &mut Budget::new(100)).unwrap(),
             "((SELECT * FROM (SELECT 1) AS `_tessera_shape` LIMIT 0) UNION ALL VALUES \
              (-3, 'it''s', CAST(1.1e0 AS FLOAT), 1e300, DATE'2020-01-02', X'00FF'), \
              (NULL, _utf8mb4 X'615C62', NULL, 2.5e0, NULL, NULL))"
@@ -452,7 +461,7 @@ mod tests {
             rows: vec![],
         };
         assert_eq!(
-            rows_as_table("SELECT 1", &empty, &mut Budget::default()).unwrap(),
+            rows_as_table("SELECT 1", &empty, &mut Budget::new(100)).unwrap(),
             "((SELECT * FROM (SELECT 1) AS `_tessera_shape` LIMIT 0))"
         );
     }
@@ -463,14 +472,14 @@ mod tests {
             columns: vec![column("e", ColumnType::MYSQL_TYPE_STRING, 45, ENUM_FLAG)],
             rows: vec![],
         };
-        let e = rows_as_table("SELECT e FROM t", &rows, &mut Budget::default()).unwrap_err();
+        let e = rows_as_table("SELECT e FROM t", &rows, &mut Budget::new(100)).unwrap_err();
         assert_eq!(e.code, 1235);
         assert!(e.message.contains("'e' of type ENUM"), "{}", e.message);
         let many = Rows {
             columns: vec![column("n", ColumnType::MYSQL_TYPE_LONG, 63, 0)],
-            rows: vec![vec![Some(b"1".to_vec())]; MAX_ROWS + 1],
+            rows: vec![vec![Some(b"1".to_vec())]; 101],
         };
-        let e = rows_as_table("SELECT n FROM t", &many, &mut Budget::default()).unwrap_err();
-        assert!(e.message.contains("over 100000 rows"), "{}", e.message);
+        let e = rows_as_table("SELECT n FROM t", &many, &mut Budget::new(100)).unwrap_err();
+        assert!(e.message.contains("over 100 rows"), "{}", e.message);
     }
 }

@@ -1017,8 +1017,8 @@ impl Session {
         classified: Classified,
         binary: bool,
     ) -> Result<(), End> {
-        /// More values than this in one IN list are refused.
-        const MAX_VALUES: usize = 100_000;
+        // More values than the gate may hold in one IN list are refused.
+        let max_values = self.shared.max_memory_rows;
         let mut outer_sql = match plan::interpolate(outer, params) {
             Ok(t) => t,
             Err(i) => {
@@ -1042,9 +1042,9 @@ impl Session {
                     .send_gate_error(1241, "21000", "Operand should contain 1 column(s)")
                     .await;
             }
-            if rows.rows.len() > MAX_VALUES {
+            if rows.rows.len() > max_values {
                 let message = format!(
-                    "This version of Tessera doesn't yet support 'a subquery returning more than {MAX_VALUES} rows on several shards'"
+                    "This version of Tessera doesn't yet support 'a subquery returning more than {max_values} rows on several shards' (the gate's --max-memory-rows)"
                 );
                 return self.send_gate_error(1235, "42000", &message).await;
             }
@@ -1097,7 +1097,7 @@ impl Session {
                 .send_gate_error(1210, "HY000", "a parameter was not bound")
                 .await;
         };
-        let mut budget = plan::materialize::Budget::default();
+        let mut budget = plan::materialize::Budget::new(self.shared.max_memory_rows);
         let mut tables = Vec::with_capacity(m.gathered.len());
         for gathered in &m.gathered {
             let Ok(sql) = plan::interpolate(gathered, params) else {
