@@ -996,15 +996,19 @@ mod tests {
             panic!("not gathered");
         };
         assert!(
-            m.gathered[0].contains("FROM customer c WHERE (c.score > ")
-                && !m.gathered[0].contains("AND"),
-            "{}",
             m.gathered[0]
+                .sql
+                .contains("FROM customer c WHERE (c.score > ")
+                && !m.gathered[0].sql.contains("AND"),
+            "{}",
+            m.gathered[0].sql
         );
         assert!(
-            m.gathered[1].ends_with("FROM orders o WHERE (o.qty < 3)"),
-            "{}",
             m.gathered[1]
+                .sql
+                .ends_with("FROM orders o WHERE (o.qty < 3)"),
+            "{}",
+            m.gathered[1].sql
         );
         assert!(m.outer.contains("WHERE c.score >"), "{}", m.outer);
     }
@@ -1176,7 +1180,11 @@ mod tests {
         ) else {
             panic!("not gathered");
         };
-        assert!(!m.gathered[1].contains("WHERE"), "{}", m.gathered[1]);
+        assert!(
+            !m.gathered[1].sql.contains("WHERE"),
+            "{}",
+            m.gathered[1].sql
+        );
     }
 
     #[test]

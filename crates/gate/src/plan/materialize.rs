@@ -36,10 +36,41 @@ pub struct MaterializePlan {
     pub keyspace: Arc<str>,
     /// The queries whose rows the gate gathers (each planned and run on
     /// its own); the i-th one's rows go where `rows_mark(i)` is in `outer`.
-    pub gathered: Vec<String>,
+    pub gathered: Vec<Gathered>,
     /// The rest of the query, run on one shard.
     pub outer: String,
     pub note: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gathered {
+    pub sql: String,
+    /// `sql` reads rows of one table (no ORDER BY, LIMIT or aggregate), so
+    /// a LIMIT may be added to stop each shard past the gate's row limit
+    /// rather than hold every row before refusing.
+    pub table_rows: bool,
+}
+
+impl Gathered {
+    fn query(sql: String) -> Gathered {
+        Gathered {
+            sql,
+            table_rows: false,
+        }
+    }
+
+    pub(super) fn table_rows(sql: String) -> Gathered {
+        Gathered {
+            sql,
+            table_rows: true,
+        }
+    }
+}
+
+impl PartialEq<&str> for Gathered {
+    fn eq(&self, other: &&str) -> bool {
+        self.sql == *other
+    }
 }
 
 /// Where the i-th gathered rows go in `MaterializePlan::outer`.
@@ -73,12 +104,12 @@ fn rows_factor(i: usize, alias: &str) -> TableFactor {
 /// to by) replaced by those rows; and the gathering queries in order.
 pub(super) fn replace_factors(
     query: &Query,
-    mut gather: impl FnMut(&TableFactor) -> Option<(String, String)>,
-) -> (Query, Vec<String>) {
+    mut gather: impl FnMut(&TableFactor) -> Option<(Gathered, String)>,
+) -> (Query, Vec<Gathered>) {
     fn visit(
         factor: &mut TableFactor,
-        gathered: &mut Vec<String>,
-        gather: &mut dyn FnMut(&TableFactor) -> Option<(String, String)>,
+        gathered: &mut Vec<Gathered>,
+        gather: &mut dyn FnMut(&TableFactor) -> Option<(Gathered, String)>,
     ) {
         if let TableFactor::NestedJoin {
             table_with_joins, ..
@@ -121,7 +152,7 @@ pub(super) fn over_derived(
     let (outer, gathered) = replace_factors(query, |f| {
         (!found && pick(f)).then(|| {
             found = true;
-            (inner.to_string(), alias.to_string())
+            (Gathered::query(inner.to_string()), alias.to_string())
         })
     });
     (!gathered.is_empty()).then(|| MaterializePlan {
@@ -151,7 +182,9 @@ pub(super) fn over_table(
     let mut inner = Some(inner);
     let (mut outer, gathered) = replace_factors(query, |f| {
         if f == factor {
-            inner.take().map(|sql| (sql, refname.to_string()))
+            inner
+                .take()
+                .map(|sql| (Gathered::table_rows(sql), refname.to_string()))
         } else {
             None
         }
@@ -174,7 +207,7 @@ pub(super) fn over_table(
 /// parts: each branch's rows gathered, the set operation (with its ORDER
 /// BY and LIMIT) run over them on one shard.
 pub(super) fn over_union(keyspace: &Arc<str>, query: &Query) -> Option<MaterializePlan> {
-    fn visit(e: &mut SetExpr, gathered: &mut Vec<String>) -> bool {
+    fn visit(e: &mut SetExpr, gathered: &mut Vec<Gathered>) -> bool {
         match e {
             SetExpr::SetOperation { left, right, .. } => {
                 visit(left, gathered) && visit(right, gathered)
@@ -196,7 +229,7 @@ pub(super) fn over_union(keyspace: &Arc<str>, query: &Query) -> Option<Materiali
                     s.from[0].relation = rows_factor(i, &format!("_tessera_part{i}"));
                 }
                 *e = star;
-                gathered.push(sql);
+                gathered.push(Gathered::query(sql));
                 true
             }
             _ => false,
@@ -297,6 +330,11 @@ impl Budget {
             rows: 0,
             text: 0,
         }
+    }
+
+    /// Rows that may still be gathered.
+    pub fn rows_left(&self) -> usize {
+        self.max_rows.saturating_sub(self.rows)
     }
 }
 

@@ -395,7 +395,7 @@ impl Plan {
                 m.gathered
                     .iter()
                     .enumerate()
-                    .map(|(i, g)| format!("  gathered <rows {i}>: {g}"))
+                    .map(|(i, g)| format!("  gathered <rows {i}>: {}", g.sql))
                     .collect::<Vec<_>>()
                     .join("\n"),
                 materialize::fill(

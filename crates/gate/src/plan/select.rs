@@ -801,13 +801,22 @@ fn gather_rows_of_tables(
             } else {
                 format!("SELECT * FROM {factor} WHERE {}", own.join(" AND "))
             };
-            Some((gather, table.refname))
+            Some((
+                super::materialize::Gathered::table_rows(gather),
+                table.refname,
+            ))
         }
         TableFactor::Derived {
             subquery,
             alias: Some(a),
             ..
-        } if reads_sharded(ctx, subquery) => Some((subquery.to_string(), a.name.value.clone())),
+        } if reads_sharded(ctx, subquery) => Some((
+            super::materialize::Gathered {
+                sql: subquery.to_string(),
+                table_rows: false,
+            },
+            a.name.value.clone(),
+        )),
         // MariaDB requires a derived table to be named: it refuses this.
         TableFactor::Derived { subquery, .. } if reads_sharded(ctx, subquery) => {
             failed = true;
@@ -2265,7 +2274,7 @@ mod tests {
             let Ok(Plan::Materialize(m)) = planned(gathered) else {
                 panic!("{gathered}: not gathered");
             };
-            let inner = &m.gathered[0];
+            let inner = &m.gathered[0].sql;
             assert!(inner.starts_with("SELECT * FROM customer"), "{inner}");
             assert!(
                 inner.ends_with("WHERE city = 'Oslo'") || inner.ends_with("WHERE c.city = 'Oslo'"),
@@ -2316,7 +2325,11 @@ mod tests {
                 "{}",
                 m.outer
             );
-            assert!(!m.gathered[0].contains(" AS d"), "{}", m.gathered[0]);
+            assert!(
+                !m.gathered[0].sql.contains(" AS d"),
+                "{}",
+                m.gathered[0].sql
+            );
         }
         // Joined to a sharded table: both gathered.
         let Ok(Plan::Materialize(m)) = planned(

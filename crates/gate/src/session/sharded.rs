@@ -1100,11 +1100,16 @@ impl Session {
         let mut budget = plan::materialize::Budget::new(self.shared.max_memory_rows);
         let mut tables = Vec::with_capacity(m.gathered.len());
         for gathered in &m.gathered {
-            let Ok(sql) = plan::interpolate(gathered, params) else {
+            let Ok(mut sql) = plan::interpolate(&gathered.sql, params) else {
                 return self
                     .send_gate_error(1210, "HY000", "a parameter was not bound")
                     .await;
             };
+            if gathered.table_rows {
+                // One row past the limit is enough to refuse: no shard
+                // sends more.
+                sql = format!("{sql} LIMIT {}", budget.rows_left() + 1);
+            }
             let Ok(rows) = Box::pin(self.query_rows(&sql)).await else {
                 return Ok(());
             };
