@@ -1,9 +1,12 @@
 //! Queries the shards cannot answer in parts, answered over rows the gate
 //! gathers first: a derived table whose rows on one shard need other
 //! shards' rows (`FROM (SELECT … LIMIT 5) AS t`, `FROM (SELECT city,
-//! COUNT(*) … GROUP BY city) AS d WHERE d.n > 3`), and a query over one
-//! sharded table whose select list the gate's merge cannot compute
-//! (`IFNULL(SUM(x), 0)`, `COUNT(*) DIV 2`, `DISTINCT LOWER(city)`).
+//! COUNT(*) … GROUP BY city) AS d WHERE d.n > 3`); a query whose select
+//! list the gate's merge cannot compute (`IFNULL(SUM(x), 0)`, `COUNT(*) DIV
+//! 2`, `DISTINCT LOWER(city)`, window functions); a join the gate's nested
+//! loop cannot answer (expressions over both tables, outer joins of other
+//! shapes); a UNION, INTERSECT or EXCEPT the merge cannot do (reference and
+//! sharded branches, aggregates in branches).
 //!
 //! The gathered rows are written into the rest of the query as a table of
 //! literals and that query runs whole on one shard, so MariaDB itself
@@ -13,7 +16,13 @@
 //! whose first part (reading no row) gives each column its definition, which
 //! the literals take on (a string literal is coercible, the column's
 //! collation is implicit, so the column's wins). Vitess evaluates such
-//! queries in vtgate's memory with a row limit; this keeps one as well.
+//! queries in vtgate's memory with a row limit (`max_memory_rows`); this
+//! keeps the same limit on the rows gathered.
+//!
+//! Why not evaluate in the gate: each construct would need MariaDB's exact
+//! semantics re-implemented (types, collations, NULLs, rounding), and a
+//! near miss is a wrong answer; the shard computes them as one server
+//! would, which is what the differential tests compare against.
 
 use std::sync::Arc;
 
@@ -389,10 +398,20 @@ fn push_literal(out: &mut String, value: Option<&[u8]>, column: &ColumnSpec) {
                 out.push_str("e0");
             }
         }
-        // A quoted date would turn the column into a string; a zero date
-        // has no literal and stays a string.
-        (MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE, Some(t)) if !t.starts_with("0000") => {
-            push_typed(out, "DATE", t)
+        // A quoted date would turn the column into a string. A zero date
+        // (or year 0) has no literal: it is cast.
+        (MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE, Some(t)) if t.starts_with("0000") => {
+            push_cast(out, t, "DATE")
+        }
+        (MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE, Some(t)) => push_typed(out, "DATE", t),
+        (
+            MYSQL_TYPE_DATETIME
+            | MYSQL_TYPE_TIMESTAMP
+            | MYSQL_TYPE_DATETIME2
+            | MYSQL_TYPE_TIMESTAMP2,
+            Some(t),
+        ) if t.starts_with("0000") => {
+            push_cast(out, t, &format!("DATETIME({})", column.decimals.min(6)))
         }
         (
             MYSQL_TYPE_DATETIME
@@ -400,7 +419,7 @@ fn push_literal(out: &mut String, value: Option<&[u8]>, column: &ColumnSpec) {
             | MYSQL_TYPE_DATETIME2
             | MYSQL_TYPE_TIMESTAMP2,
             Some(t),
-        ) if !t.starts_with("0000") => push_typed(out, "TIMESTAMP", t),
+        ) => push_typed(out, "TIMESTAMP", t),
         (MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2, Some(t)) => push_typed(out, "TIME", t),
         _ if column.charset == BINARY_CHARSET => push_hex(out, "", value),
         // A backslash or NUL would need an escape that NO_BACKSLASH_ESCAPES
@@ -425,6 +444,14 @@ fn push_hex(out: &mut String, introducer: &str, value: &[u8]) {
         let _ = write!(out, "{b:02X}");
     }
     out.push('\'');
+}
+
+fn push_cast(out: &mut String, text: &str, to: &str) {
+    out.push_str("CAST(");
+    out.push_str(&super::text::quote_bytes(text.as_bytes()));
+    out.push_str(" AS ");
+    out.push_str(to);
+    out.push(')');
 }
 
 fn push_typed(out: &mut String, keyword: &str, text: &str) {
@@ -483,7 +510,7 @@ mod tests {
                     Some(b"a\\b".to_vec()),
                     None,
                     Some(b"2.5".to_vec()),
-                    None,
+                    Some(b"0000-00-00".to_vec()),
                     None,
                 ],
             ],
@@ -492,7 +519,7 @@ mod tests {
             rows_as_table("SELECT 1", &rows, &mut Budget::new(100)).unwrap(),
             "((SELECT * FROM (SELECT 1) AS `_tessera_shape` LIMIT 0) UNION ALL VALUES \
              (-3, 'it''s', CAST(1.1e0 AS FLOAT), 1e300, DATE'2020-01-02', X'00FF'), \
-             (NULL, _utf8mb4 X'615C62', NULL, 2.5e0, NULL, NULL))"
+             (NULL, _utf8mb4 X'615C62', NULL, 2.5e0, CAST('0000-00-00' AS DATE), NULL))"
         );
         let empty = Rows {
             columns: rows.columns.clone(),
