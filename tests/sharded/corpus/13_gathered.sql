@@ -90,3 +90,20 @@ SELECT id FROM customer WHERE score > 90 UNION ALL SELECT id FROM event WHERE n 
 
 -- ordered
 (SELECT id, score FROM customer ORDER BY score DESC, id LIMIT 3) UNION ALL (SELECT id, n FROM event ORDER BY n, id LIMIT 2) ORDER BY 2, 1
+
+-- subqueries the gate cannot run first (correlated, or outside WHERE and
+-- not co-located): every sharded table's rows gathered
+SELECT c.id FROM customer c WHERE EXISTS (SELECT 1 FROM event e WHERE e.n = c.score)
+
+SELECT c.id, (SELECT COUNT(*) FROM event e WHERE e.n = c.score) FROM customer c
+
+SELECT c.id, c.score FROM customer c WHERE c.id < 60 AND c.score > (SELECT AVG(o.qty) * 10 FROM orders o WHERE o.customer_id <> c.id)
+
+SELECT o.sku, (SELECT MAX(p.price) FROM product p WHERE p.sku = o.sku) AS top, (SELECT COUNT(*) FROM event e WHERE e.n = o.qty) AS events FROM orders o WHERE o.qty > 8
+
+SELECT d.n FROM (SELECT COUNT(*) AS n FROM customer) AS d WHERE d.n > (SELECT COUNT(*) FROM event WHERE kind = 'view')
+
+-- columns named by the items as written, literals included
+SELECT c.id, (SELECT COUNT(*) FROM event e WHERE e.n = c.score AND e.n > 5) FROM customer c WHERE c.id < 20
+
+SELECT IFNULL(SUM(score), 'none'), COUNT(*)   DIV   2 FROM customer WHERE city = 'Oslo' AND score > -3

@@ -48,7 +48,41 @@ pub struct MaterializePlan {
     pub gathered: Vec<Gathered>,
     /// The rest of the query, run on one shard.
     pub outer: String,
+    /// The name of each column of the answer that must be renamed (by
+    /// position; empty: none).
+    pub names: Vec<Option<ItemName>>,
     pub note: &'static str,
+}
+
+/// The name of a select item that is an expression: its text as written,
+/// with the `?` of the parameters numbered from `first_param` on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemName {
+    pub text: String,
+    pub first_param: usize,
+}
+
+impl ItemName {
+    /// The column's name: as written for a prepared statement (MariaDB
+    /// shows its `?`), with the values in place for a text statement whose
+    /// literals the gate made parameters.
+    pub fn resolve(&self, params: &[super::OwnedValue], prepared: bool) -> String {
+        if prepared || !self.text.contains('?') {
+            return self.text.clone();
+        }
+        let mut out = String::with_capacity(self.text.len() + 8);
+        let mut next = self.first_param;
+        for c in self.text.chars() {
+            match (c, params.get(next)) {
+                ('?', Some(value)) => {
+                    out.push_str(&value.to_sql());
+                    next += 1;
+                }
+                _ => out.push(c),
+            }
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +122,7 @@ pub fn rows_mark(i: usize) -> String {
 }
 
 /// A table factor that stands for the i-th gathered rows under `alias`.
-fn rows_factor(i: usize, alias: &str) -> TableFactor {
+pub(super) fn rows_factor(i: usize, alias: &str) -> TableFactor {
     TableFactor::Table {
         name: ObjectName::from(vec![Ident::new(rows_mark(i))]),
         alias: Some(TableAlias {
@@ -168,6 +202,7 @@ pub(super) fn over_derived(
         keyspace: keyspace.clone(),
         gathered,
         outer: outer.to_string(),
+        names: Vec::new(),
         note: "derived table gathered by the gate, the rest of the query run over its rows",
     })
 }
@@ -208,6 +243,7 @@ pub(super) fn over_table(
         keyspace: keyspace.clone(),
         gathered,
         outer: outer.to_string(),
+        names: Vec::new(),
         note: "rows gathered by the gate, the select list computed over them on one shard",
     })
 }
@@ -255,6 +291,7 @@ pub(super) fn over_union(keyspace: &Arc<str>, query: &Query) -> Option<Materiali
         keyspace: keyspace.clone(),
         gathered,
         outer: outer.to_string(),
+        names: Vec::new(),
         note: "each branch's rows gathered by the gate, the set operation run over them on one shard",
     })
 }
@@ -529,6 +566,22 @@ mod tests {
             rows_as_table("SELECT 1", &empty, &mut Budget::new(100)).unwrap(),
             "((SELECT * FROM (SELECT 1) AS `_tessera_shape` LIMIT 0))"
         );
+    }
+
+    #[test]
+    fn item_names_take_the_values_of_a_text_statement() {
+        use crate::plan::OwnedValue;
+        let name = ItemName {
+            text: "IFNULL(SUM(x), ?) + ?".to_string(),
+            first_param: 1,
+        };
+        let params = [
+            OwnedValue::Int(9),
+            OwnedValue::Bytes(b"none".to_vec()),
+            OwnedValue::Int(2),
+        ];
+        assert_eq!(name.resolve(&params, false), "IFNULL(SUM(x), 'none') + 2");
+        assert_eq!(name.resolve(&params, true), "IFNULL(SUM(x), ?) + ?");
     }
 
     #[test]

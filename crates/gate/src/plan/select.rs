@@ -9,8 +9,8 @@ use std::sync::Arc;
 use sqlparser::ast::{
     BinaryOperator, Distinct, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr,
     Ident, JoinConstraint, JoinOperator, LimitClause, ObjectName, OrderByKind, Query, Select,
-    SelectItem, SetExpr, SetOperator, SetQuantifier, Spanned, TableFactor, Visit,
-    visit_expressions, visit_relations,
+    SelectItem, SetExpr, SetOperator, SetQuantifier, Spanned, TableFactor, Visit, VisitMut,
+    VisitorMut, visit_expressions, visit_relations,
 };
 
 use super::text::{self, OwnedValue};
@@ -635,11 +635,20 @@ fn plan_select(
         .all(|q| subquery_stays_on_shard(ctx, &sharded, q))
     {
         let stays = |q: &Query| subquery_stays_on_shard(ctx, &sharded, q);
-        return match super::subquery::pull_out(ctx, keyspace, query, select, &stays)? {
-            Some(plan) => Ok(plan),
-            None => Err(PlanError::unsupported(
-                "a subquery over sharded tables outside WHERE, not joined to the outer query on its vindex",
-            )),
+        // What the gate cannot evaluate first (correlated subqueries,
+        // subqueries outside WHERE) runs over the tables' rows, gathered.
+        let gathered = || {
+            gather_rows_of_tables(ctx, sql, keyspace, query).map(|m| Plan::Materialize(Box::new(m)))
+        };
+        return match super::subquery::pull_out(ctx, keyspace, query, select, &stays) {
+            Ok(Some(plan)) => Ok(plan),
+            Ok(None) => gathered().ok_or_else(|| {
+                PlanError::unsupported(
+                    "a subquery over sharded tables outside WHERE, not joined to the outer query on its vindex",
+                )
+            }),
+            Err(e) if e.code == 1235 => gathered().ok_or(e),
+            Err(e) => Err(e),
         };
     }
     let note = match &routing {
@@ -711,8 +720,9 @@ fn gather_rows_of_table(
     {
         return None;
     }
-    let named = with_item_names(sql, query);
-    super::materialize::over_table(keyspace, &named, &from.relation, &table.refname)
+    let mut m = super::materialize::over_table(keyspace, query, &from.relation, &table.refname)?;
+    m.names = item_names(sql, query);
+    Some(m)
 }
 
 /// A SELECT the shards and the gate's join cannot answer (a join whose
@@ -732,7 +742,7 @@ fn gather_rows_of_tables(
     let SetExpr::Select(select) = query.body.as_ref() else {
         return None;
     };
-    if !query.locks.is_empty() || select.into.is_some() || contains_subquery(query) {
+    if !query.locks.is_empty() || select.into.is_some() {
         return None;
     }
     fn has_outer(factor: &TableFactor) -> bool {
@@ -776,7 +786,9 @@ fn gather_rows_of_tables(
                     Expr::Identifier(_)
                     | Expr::CompoundIdentifier(_)
                     | Expr::Function(_)
-                    | Expr::Subquery(_) => ControlFlow::Break(()),
+                    | Expr::Subquery(_)
+                    | Expr::InSubquery { .. }
+                    | Expr::Exists { .. } => ControlFlow::Break(()),
                     _ => ControlFlow::Continue(()),
                 })
                 .is_break();
@@ -786,8 +798,7 @@ fn gather_rows_of_tables(
             .collect()
     };
     let mut failed = false;
-    let named = with_item_names(sql, query);
-    let (outer, gathered) = super::materialize::replace_factors(&named, |factor| match factor {
+    let (outer, gathered) = super::materialize::replace_factors(query, |factor| match factor {
         TableFactor::Table { name, alias, .. } => {
             let table = ctx
                 .resolve(name, alias.as_ref().map(|a| a.name.value.clone()))
@@ -828,6 +839,21 @@ fn gather_rows_of_tables(
             None
         }
     });
+    if failed {
+        return None;
+    }
+    // Sharded tables in subqueries (correlated ones included) are gathered
+    // whole: the subqueries then run over their rows on the one shard.
+    let mut rest = GatherSharded {
+        ctx,
+        gathered,
+        failed: false,
+    };
+    let mut outer = outer;
+    let _ = VisitMut::visit(&mut outer, &mut rest);
+    let GatherSharded {
+        gathered, failed, ..
+    } = rest;
     if failed || gathered.is_empty() {
         return None;
     }
@@ -835,37 +861,86 @@ fn gather_rows_of_tables(
         keyspace: keyspace.clone(),
         gathered,
         outer: outer.to_string(),
+        names: item_names(sql, query),
         note: "the sharded tables' rows gathered by the gate, the query run over them on one shard",
     })
 }
 
-/// `query` with each unaliased select item that is not a plain column
-/// aliased by its text as the client wrote it: MariaDB names such a column
-/// by that text, and the query is about to be printed again.
-fn with_item_names(sql: &str, query: &Query) -> Query {
-    let mut named = query.clone();
-    let SetExpr::Select(select) = named.body.as_mut() else {
-        return named;
+/// Replaces each sharded table it visits by its rows, gathered whole.
+struct GatherSharded<'c, 'a> {
+    ctx: &'c PlanContext<'a>,
+    gathered: Vec<super::materialize::Gathered>,
+    failed: bool,
+}
+
+impl VisitorMut for GatherSharded<'_, '_> {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        let TableFactor::Table { name, alias, .. } = factor else {
+            return ControlFlow::Continue(());
+        };
+        let refname = alias.as_ref().map(|a| a.name.value.clone());
+        let Ok(table) = self.ctx.resolve(name, refname) else {
+            // The gathered rows already in place, a CTE's name: not a table.
+            return ControlFlow::Continue(());
+        };
+        if table.kind() == TableKindRef::Sharded {
+            let sql = format!("SELECT * FROM {factor}");
+            *factor = super::materialize::rows_factor(self.gathered.len(), &table.refname);
+            self.gathered
+                .push(super::materialize::Gathered::table_rows(sql));
+        } else if table.kind() == TableKindRef::Unsharded {
+            self.failed = true;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The name MariaDB gives each select item of `query` that is an
+/// expression without alias: the item's text as the client wrote it. The
+/// gathered rows' query is printed again (tables replaced), so the answer's
+/// columns are renamed to these. Empty when the items cannot be matched to
+/// the answer's columns one by one (a `*`).
+fn item_names(sql: &str, query: &Query) -> Vec<Option<super::materialize::ItemName>> {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return Vec::new();
     };
     let written: Vec<&str> = text::offset_of(sql, select.select_token.0.span.end)
         .map(|at| text::select_list_texts(sql, at))
         .unwrap_or_default();
-    if written.len() != select.projection.len() {
-        return named;
+    if written.len() != select.projection.len()
+        || select.projection.iter().any(|i| {
+            matches!(
+                i,
+                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+            )
+        })
+    {
+        return Vec::new();
     }
-    for (item, text) in select.projection.iter_mut().zip(written) {
-        if let SelectItem::UnnamedExpr(expr) = item
-            && column_ref(expr).is_none()
-            && !text.contains('?')
-            && text != expr.to_string()
-        {
-            *item = SelectItem::ExprWithAlias {
-                expr: expr.clone(),
-                alias: Ident::with_quote('`', text),
-            };
-        }
-    }
-    named
+    // Parameters are numbered in the order they are written, and the
+    // select list comes first.
+    let mut params = 0;
+    select
+        .projection
+        .iter()
+        .zip(written)
+        .map(|(item, text)| {
+            let first_param = params;
+            params += text.matches('?').count();
+            match item {
+                SelectItem::UnnamedExpr(expr) if column_ref(expr).is_none() => {
+                    Some(super::materialize::ItemName {
+                        text: text.to_string(),
+                        first_param,
+                    })
+                }
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// Whether a query reads a sharded table anywhere.
@@ -958,7 +1033,13 @@ fn plan_derived(
             .iter()
             .any(|i| matches!(i, SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } if contains_subquery(e)))
     {
-        return refuse("with subqueries in the outer query");
+        return gather_rows_of_tables(ctx, sql, keyspace, query)
+            .map(|m| Some(Plan::Materialize(Box::new(m))))
+            .ok_or_else(|| {
+                PlanError::unsupported(
+                    "a derived table (subquery in FROM) over sharded tables with subqueries in the outer query",
+                )
+            });
     }
     let inner_plan = plan_query(ctx, &inner.to_string(), (*inner).clone())?;
     let Plan::Route(inner_route) = inner_plan else {
@@ -991,9 +1072,11 @@ fn plan_derived(
         // Its rows on one shard may need other shards' rows: the gate
         // gathers them all and the outer query runs over them.
         let pick = |f: &TableFactor| matches!(f, TableFactor::Derived { subquery, .. } if subquery.as_ref() == *inner);
-        let named = with_item_names(sql, query);
-        return match super::materialize::over_derived(keyspace, &named, inner, alias, pick) {
-            Some(m) => Ok(Some(Plan::Materialize(Box::new(m)))),
+        return match super::materialize::over_derived(keyspace, query, inner, alias, pick) {
+            Some(mut m) => {
+                m.names = item_names(sql, query);
+                Ok(Some(Plan::Materialize(Box::new(m))))
+            }
             None => refuse("in this position"),
         };
     }

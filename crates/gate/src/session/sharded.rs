@@ -1124,9 +1124,14 @@ impl Session {
                 .await;
         };
         drop(tables);
-        let Ok(answer) = self.one_shard_rows(&m.keyspace, sql).await else {
+        let Ok(mut answer) = self.one_shard_rows(&m.keyspace, sql).await else {
             return Ok(());
         };
+        for (column, name) in answer.columns.iter_mut().zip(&m.names) {
+            if let Some(name) = name {
+                column.name = name.resolve(params, binary);
+            }
+        }
         self.write_rows(&answer.columns, &answer.rows, binary).await
     }
 
