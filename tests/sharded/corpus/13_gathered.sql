@@ -107,3 +107,11 @@ SELECT d.n FROM (SELECT COUNT(*) AS n FROM customer) AS d WHERE d.n > (SELECT CO
 SELECT c.id, (SELECT COUNT(*) FROM event e WHERE e.n = c.score AND e.n > 5) FROM customer c WHERE c.id < 20
 
 SELECT IFNULL(SUM(score), 'none'), COUNT(*)   DIV   2 FROM customer WHERE city = 'Oslo' AND score > -3
+
+-- common table expressions: evaluated over the sharded tables' rows, gathered
+WITH big AS (SELECT id, score FROM customer WHERE score > 50) SELECT COUNT(*) FROM big
+
+-- ordered
+WITH per_city AS (SELECT city, COUNT(*) AS n FROM customer GROUP BY city), kinds AS (SELECT n, COUNT(*) AS k FROM event GROUP BY n) SELECT p.n, k.k FROM per_city p JOIN kinds k ON k.n = p.n ORDER BY p.n, k.k
+
+WITH RECURSIVE up(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM up WHERE i < 5) SELECT up.i, COUNT(c.id) FROM up LEFT JOIN customer c ON c.score = up.i GROUP BY up.i

@@ -6,6 +6,6 @@
 -- error 1235
 SELECT SUM(c.score + e.n) FROM customer c JOIN event e ON c.id = e.id FOR UPDATE
 
--- common table expressions over sharded tables
+-- SELECT ... INTO over several shards
 -- error 1235
-WITH big AS (SELECT id, score FROM customer WHERE score > 50) SELECT COUNT(*) FROM big
+SELECT COUNT(*) INTO @customers FROM customer

@@ -96,9 +96,12 @@ pub(super) fn plan_query(ctx: &PlanContext<'_>, sql: &str, query: Query) -> Plan
         ));
     }
     if query.with.is_some() {
-        return Err(PlanError::unsupported(
-            "WITH (common table expressions) on sharded tables",
-        ));
+        // MariaDB evaluates the CTEs over the sharded tables' rows, gathered.
+        return gather_rows_of_tables(ctx, sql, &ks_name, &query)
+            .map(|m| Plan::Materialize(Box::new(m)))
+            .ok_or_else(|| {
+                PlanError::unsupported("WITH (common table expressions) on sharded tables")
+            });
     }
     if query.fetch.is_some() {
         return Err(PlanError::unsupported("FETCH on sharded tables"));
@@ -596,8 +599,15 @@ fn plan_select(
         // What it cannot join runs over the tables' rows, gathered.
         let joined = if from.len() == 2 && !contains_subquery(select) {
             let pair = [&from[0].table, &from[1].table];
-            super::join::plan_join(ctx, sql, query, select, pair, &conditions)
-                .map(|j| Plan::Join(Box::new(j)))
+            super::join::plan_join(ctx, sql, query, select, pair, &conditions).map(|mut j| {
+                // The merge may still find a computed text column it cannot
+                // compare: then the rows are gathered.
+                if let Some(m) = &mut j.merge {
+                    m.template.gather_instead =
+                        gather_rows_of_tables(ctx, sql, keyspace, query).map(Arc::new);
+                }
+                Plan::Join(Box::new(j))
+            })
         } else {
             Err(not_colocated)
         };
@@ -1081,7 +1091,23 @@ fn plan_derived(
         };
     }
     let names = [(alias.clone(), alias.clone())];
-    let (text, merge) = scatter_rewrite(sql, query, select, &names)?;
+    let gathered = || {
+        let pick = |f: &TableFactor| matches!(f, TableFactor::Derived { subquery, .. } if subquery.as_ref() == *inner);
+        super::materialize::over_derived(keyspace, query, inner, alias, pick).map(|mut m| {
+            m.names = item_names(sql, query);
+            m
+        })
+    };
+    let (text, mut merge) = match scatter_rewrite(sql, query, select, &names) {
+        Ok(rewritten) => rewritten,
+        Err(e) if e.code == 1235 => {
+            return gathered()
+                .map(|m| Some(Plan::Materialize(Box::new(m))))
+                .ok_or(e);
+        }
+        Err(e) => return Err(e),
+    };
+    merge.gather_instead = gathered().map(Arc::new);
     route(
         inner_route.routing,
         Some(text),

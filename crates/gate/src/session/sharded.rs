@@ -890,6 +890,12 @@ impl Session {
             };
             let result = match merged {
                 Ok(r) => r,
+                Err(merge::MergeError::Unsupported(why))
+                    if let Some(instead) = m.template.gather_instead.clone() =>
+                {
+                    tracing::debug!("join merge refused ({why}): rows gathered instead");
+                    return Box::pin(self.run_materialize(&instead, params, binary)).await;
+                }
                 Err(e) => {
                     let (code, state) = e.mysql_code();
                     return self.send_gate_error(code, state, &e.to_string()).await;
