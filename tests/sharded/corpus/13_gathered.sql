@@ -115,3 +115,6 @@ WITH big AS (SELECT id, score FROM customer WHERE score > 50) SELECT COUNT(*) FR
 WITH per_city AS (SELECT city, COUNT(*) AS n FROM customer GROUP BY city), kinds AS (SELECT n, COUNT(*) AS k FROM event GROUP BY n) SELECT p.n, k.k FROM per_city p JOIN kinds k ON k.n = p.n ORDER BY p.n, k.k
 
 WITH RECURSIVE up(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM up WHERE i < 5) SELECT up.i, COUNT(c.id) FROM up LEFT JOIN customer c ON c.score = up.i GROUP BY up.i
+
+-- a derived table whose own query is answered over gathered rows
+SELECT COUNT(*), SUM(d.s) FROM (SELECT IFNULL(SUM(score), 0) AS s, COUNT(*) DIV 2 AS half FROM customer GROUP BY city) AS d WHERE d.half >= 0

@@ -1051,9 +1051,23 @@ fn plan_derived(
                 )
             });
     }
-    let inner_plan = plan_query(ctx, &inner.to_string(), (*inner).clone())?;
-    let Plan::Route(inner_route) = inner_plan else {
-        return refuse("whose query is not one route (a join or subqueries the gate runs)");
+    // Its rows gathered by the gate, the outer query run over them.
+    let gathered = || {
+        let pick = |f: &TableFactor| matches!(f, TableFactor::Derived { subquery, .. } if subquery.as_ref() == *inner);
+        super::materialize::over_derived(keyspace, query, inner, alias, pick).map(|mut m| {
+            m.names = item_names(sql, query);
+            m
+        })
+    };
+    let inner_route = match plan_query(ctx, &inner.to_string(), (*inner).clone())? {
+        Plan::Route(route) => route,
+        // Its own query runs over gathered rows: so does the outer one.
+        Plan::Materialize(_) => {
+            return gathered()
+                .map(|m| Some(Plan::Materialize(Box::new(m))))
+                .map_or_else(|| refuse("in this position"), Ok);
+        }
+        _ => return refuse("whose query is not one route (a join or subqueries the gate runs)"),
     };
     let single = match &inner_route.routing {
         Routing::Vindex { vindex, values } => values.len() == 1 && vindex.is_unique(),
@@ -1079,25 +1093,12 @@ fn plan_derived(
         );
     }
     if factors.len() > 1 || shard_complete(ctx, inner).is_err() {
-        // Its rows on one shard may need other shards' rows: the gate
-        // gathers them all and the outer query runs over them.
-        let pick = |f: &TableFactor| matches!(f, TableFactor::Derived { subquery, .. } if subquery.as_ref() == *inner);
-        return match super::materialize::over_derived(keyspace, query, inner, alias, pick) {
-            Some(mut m) => {
-                m.names = item_names(sql, query);
-                Ok(Some(Plan::Materialize(Box::new(m))))
-            }
-            None => refuse("in this position"),
-        };
+        // Its rows on one shard may need other shards' rows.
+        return gathered()
+            .map(|m| Some(Plan::Materialize(Box::new(m))))
+            .map_or_else(|| refuse("in this position"), Ok);
     }
     let names = [(alias.clone(), alias.clone())];
-    let gathered = || {
-        let pick = |f: &TableFactor| matches!(f, TableFactor::Derived { subquery, .. } if subquery.as_ref() == *inner);
-        super::materialize::over_derived(keyspace, query, inner, alias, pick).map(|mut m| {
-            m.names = item_names(sql, query);
-            m
-        })
-    };
     let (text, mut merge) = match scatter_rewrite(sql, query, select, &names) {
         Ok(rewritten) => rewritten,
         Err(e) if e.code == 1235 => {

@@ -629,15 +629,19 @@ impl Session {
                 return Err(());
             }
         };
-        let Plan::Route(route) = &*plan else {
-            let _ = self
-                .send_gate_error(
-                    1235,
-                    "42000",
-                    "This version of Tessera doesn't yet support 'this kind of subquery on several shards'",
-                )
-                .await;
-            return Err(());
+        let route = match &*plan {
+            Plan::Route(route) => route,
+            Plan::Materialize(m) => return Box::pin(self.materialize_rows(m, &[], false)).await,
+            _ => {
+                let _ = self
+                    .send_gate_error(
+                        1235,
+                        "42000",
+                        "This version of Tessera doesn't yet support 'this kind of subquery on several shards'",
+                    )
+                    .await;
+                return Err(());
+            }
         };
         let Some(vschema) = self.keyspace_vschema(&route.keyspace) else {
             let _ = self
@@ -1091,54 +1095,70 @@ impl Session {
 
     /// Gathers the rows of each of `m.gathered` through the planner, then
     /// runs the rest of the query over them on one shard (see
-    /// plan::materialize).
+    /// plan::materialize), and sends the answer.
     async fn run_materialize(
         &mut self,
         m: &plan::materialize::MaterializePlan,
         params: &[OwnedValue],
         binary: bool,
     ) -> Result<(), End> {
+        let Ok(answer) = self.materialize_rows(m, params, binary).await else {
+            return Ok(());
+        };
+        self.write_rows(&answer.columns, &answer.rows, binary).await
+    }
+
+    /// The answer of a plan over gathered rows. Err when the client was
+    /// told why not.
+    async fn materialize_rows(
+        &mut self,
+        m: &plan::materialize::MaterializePlan,
+        params: &[OwnedValue],
+        prepared: bool,
+    ) -> Result<Rows, ()> {
         let Ok(outer) = plan::interpolate(&m.outer, params) else {
-            return self
+            let _ = self
                 .send_gate_error(1210, "HY000", "a parameter was not bound")
                 .await;
+            return Err(());
         };
         let mut budget = plan::materialize::Budget::new(self.shared.max_memory_rows);
         let mut tables = Vec::with_capacity(m.gathered.len());
         for gathered in &m.gathered {
             let Ok(mut sql) = plan::interpolate(&gathered.sql, params) else {
-                return self
+                let _ = self
                     .send_gate_error(1210, "HY000", "a parameter was not bound")
                     .await;
+                return Err(());
             };
             if gathered.table_rows {
                 // One row past the limit is enough to refuse: no shard
                 // sends more.
                 sql = format!("{sql} LIMIT {}", budget.rows_left() + 1);
             }
-            let Ok(rows) = Box::pin(self.query_rows(&sql)).await else {
-                return Ok(());
-            };
+            let rows = Box::pin(self.query_rows(&sql)).await?;
             match plan::materialize::rows_as_table(&sql, &rows, &mut budget) {
                 Ok(t) => tables.push(t),
-                Err(e) => return self.send_plan_error(e).await,
+                Err(e) => {
+                    let _ = self.send_plan_error(e).await;
+                    return Err(());
+                }
             }
         }
         let Ok(sql) = plan::materialize::fill(&outer, &tables) else {
-            return self
+            let _ = self
                 .send_gate_error(1105, "HY000", "internal: gathered rows without their place")
                 .await;
+            return Err(());
         };
         drop(tables);
-        let Ok(mut answer) = self.one_shard_rows(&m.keyspace, sql).await else {
-            return Ok(());
-        };
+        let mut answer = self.one_shard_rows(&m.keyspace, sql).await?;
         for (column, name) in answer.columns.iter_mut().zip(&m.names) {
             if let Some(name) = name {
-                column.name = name.resolve(params, binary);
+                column.name = name.resolve(params, prepared);
             }
         }
-        self.write_rows(&answer.columns, &answer.rows, binary).await
+        Ok(answer)
     }
 
     /// The declared collation of each result column the schema tracker
