@@ -2408,6 +2408,33 @@ mod tests {
     }
 
     #[test]
+    fn vexplain_shows_what_is_gathered_and_what_runs_over_it() {
+        let Ok(Plan::VExplain(inner)) = planned(
+            "VEXPLAIN SELECT c.id FROM customer c WHERE c.city = 'Oslo' AND EXISTS (SELECT 1 FROM orders o WHERE o.qty > c.score)",
+        ) else {
+            panic!("not a VEXPLAIN");
+        };
+        let text = inner.explain();
+        assert!(
+            text.starts_with("Rows gathered by the gate on keyspace ks"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gathered <rows 0>: SELECT * FROM customer AS c WHERE (c.city = ")
+                || text.contains("gathered <rows 0>: SELECT * FROM customer c WHERE (c.city = "),
+            "{text}"
+        );
+        assert!(
+            text.contains("gathered <rows 1>: SELECT * FROM orders"),
+            "{text}"
+        );
+        assert!(
+            text.contains("then on one shard over them: SELECT c.id FROM <rows 0> AS `c`"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn derived_tables_run_where_they_are_complete() {
         let r = route("SELECT x.id FROM (SELECT id FROM customer WHERE id = 30) AS x");
         assert!(one_shard(&r) && r.merge.is_none() && r.sql.is_none());
