@@ -562,6 +562,30 @@ async fn prepared_statements(port: u16) {
     );
     assert_ne!(stored[0].1, stored[1].1);
 
+    // A prepared INSERT ... SELECT: the SELECT's rows, read from every
+    // shard, inserted with new sequence ids and split by vindex.
+    let (rows, sum): (i64, Option<String>) = conn
+        .query_first("SELECT COUNT(*), SUM(n) FROM item WHERE client = 2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(rows > 0, "client 2 inserted rows");
+    conn.exec_drop(
+        "INSERT INTO item (client, n) SELECT ?, n + ? FROM item WHERE client = ?",
+        vec![Value::Int(102), Value::Int(1000), Value::Int(2)],
+    )
+    .await
+    .expect("prepared INSERT ... SELECT");
+    assert_eq!(conn.affected_rows(), rows as u64);
+    let (copied, copied_sum, distinct_ids): (i64, Option<String>, i64) = conn
+        .query_first("SELECT COUNT(*), SUM(n), COUNT(DISTINCT id) FROM item WHERE client = 102")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((copied, distinct_ids), (rows, rows));
+    let want = sum.unwrap().parse::<i64>().unwrap() + 1000 * rows;
+    assert_eq!(copied_sum, Some(want.to_string()));
+
     // One statement executed for many parameter sets.
     conn.exec_batch(
         "UPDATE person SET note = ? WHERE person_id = ?",

@@ -106,3 +106,28 @@ DELETE FROM customer WHERE id IN (-5, -1, -9223372036854775808)
 DELETE FROM event WHERE id = -7 OR id = -70000
 
 SELECT COUNT(*) FROM customer WHERE id < 0
+
+-- INSERT ... SELECT: the SELECT's rows gathered by the gate, then inserted
+-- split by vindex
+INSERT INTO event (id, kind, n) SELECT id + 5000, city, score FROM customer WHERE id BETWEEN 10 AND 30
+
+INSERT INTO orders (id, customer_id, sku, qty, price) SELECT e.id + 7000, c.id, 'joined', e.n, c.balance FROM customer c JOIN event e ON c.id = e.id WHERE c.score > 10
+
+INSERT INTO customer SELECT id + 9000, name, city, score, balance, created FROM customer WHERE score > 95 ORDER BY id LIMIT 3
+
+INSERT INTO event (id, kind, n) SELECT 6000 + COUNT(*), 'total', SUM(n) FROM event WHERE id < 5000
+
+-- nothing to insert
+INSERT INTO event (id, kind, n) SELECT id, kind, n FROM event WHERE id < -1000000
+
+SELECT COUNT(*), SUM(n), COUNT(kind) FROM event WHERE id > 5000
+
+SELECT * FROM event WHERE id > 5000
+
+SELECT COUNT(*), SUM(qty), SUM(price) FROM orders WHERE id > 7000
+
+SELECT * FROM customer WHERE id > 9000
+
+-- a duplicate key from the SELECT's rows is MariaDB's error
+-- error 1062
+INSERT INTO event (id, kind, n) SELECT id, kind, n FROM event WHERE id BETWEEN 5010 AND 5012

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use sqlparser::ast::{
     AssignmentTarget, Delete, Expr, FromTable, Insert, ObjectName, OnInsert, OrderByExpr, SetExpr,
-    TableFactor, TableObject, Update,
+    Statement, TableFactor, TableObject, Update,
 };
 
 use super::select::vindex_routing;
@@ -177,9 +177,23 @@ pub(super) fn plan_insert(ctx: &PlanContext<'_>, insert: Insert) -> PlanResult<P
         ));
     };
     let SetExpr::Values(values) = source.body.as_ref() else {
-        return Err(PlanError::unsupported(
-            "INSERT ... SELECT on a sharded table",
-        ));
+        // INSERT ... SELECT: the gate runs the SELECT through the planner,
+        // then inserts its rows as VALUES (split by vindex, with sequence
+        // ids and lookup entries, as any INSERT).
+        let select = source.to_string();
+        let printed = Statement::Insert(insert.clone()).to_string();
+        if !printed.contains(&select) {
+            return Err(PlanError::unsupported(
+                "this form of INSERT ... SELECT on a sharded table",
+            ));
+        }
+        return Ok(Plan::InsertSelect(Box::new(
+            super::materialize::InsertSelectPlan {
+                keyspace,
+                select,
+                insert: printed.replacen(&source.to_string(), &super::materialize::rows_mark(0), 1),
+            },
+        )));
     };
     let (mut columns, mut column_sql): (Vec<String>, Vec<String>) = if insert.columns.is_empty() {
         // The table's columns in order, as the schema tracker read them.

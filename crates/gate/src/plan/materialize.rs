@@ -296,6 +296,45 @@ pub(super) fn over_union(keyspace: &Arc<str>, query: &Query) -> Option<Materiali
     })
 }
 
+/// INSERT ... SELECT into a sharded table.
+#[derive(Debug, Clone)]
+pub struct InsertSelectPlan {
+    pub keyspace: Arc<str>,
+    /// The SELECT whose rows are inserted (planned and run on its own).
+    pub select: String,
+    /// The INSERT with `rows_mark(0)` where its VALUES go.
+    pub insert: String,
+}
+
+/// Gathered `rows` as the VALUES of an INSERT.
+pub fn rows_as_values(rows: &Rows, budget: &mut Budget) -> PlanResult<String> {
+    budget.rows += rows.rows.len();
+    if budget.rows > budget.max_rows {
+        return Err(refuse(format!(
+            "INSERT ... SELECT of over {} rows on a sharded table (the gate's --max-memory-rows)",
+            budget.max_rows
+        )));
+    }
+    let mut out = String::with_capacity(16 + rows.rows.len() * 16);
+    for (i, row) in rows.rows.iter().enumerate() {
+        out.push_str(if i == 0 { "VALUES (" } else { ", (" });
+        for (j, (value, column)) in row.iter().zip(&rows.columns).enumerate() {
+            if j > 0 {
+                out.push_str(", ");
+            }
+            push_literal(&mut out, value.as_deref(), column);
+        }
+        out.push(')');
+        if out.len() > MAX_TEXT {
+            return Err(refuse(format!(
+                "INSERT ... SELECT of over {} MB of rows on a sharded table",
+                MAX_TEXT >> 20
+            )));
+        }
+    }
+    Ok(out)
+}
+
 /// `outer` with each rows mark replaced by its table, in one pass (a
 /// table's literals may hold any text).
 pub fn fill(outer: &str, tables: &[String]) -> Result<String, usize> {

@@ -275,6 +275,9 @@ pub enum Plan {
     /// Rows the gate gathers first, written into the rest of the query,
     /// which runs on one shard.
     Materialize(Box<materialize::MaterializePlan>),
+    /// INSERT ... SELECT into a sharded table: the SELECT's rows, then an
+    /// INSERT of them.
+    InsertSelect(Box<materialize::InsertSelectPlan>),
 }
 
 impl Plan {
@@ -405,6 +408,12 @@ impl Plan {
                         .collect::<Vec<_>>()
                 )
                 .unwrap_or_else(|_| m.outer.clone())
+            ),
+            Plan::InsertSelect(i) => format!(
+                "Rows of a SELECT gathered by the gate, then inserted on keyspace {}\n  gathered: {}\n  then: {}",
+                i.keyspace,
+                i.select,
+                i.insert.replace(&materialize::rows_mark(0), "VALUES <gathered rows>")
             ),
             Plan::Pullout { subqueries, outer } => format!(
                 "Subqueries evaluated first by the gate:\n{}\n  then: {}",

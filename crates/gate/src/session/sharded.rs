@@ -337,6 +337,7 @@ impl Session {
                     .await
             }
             Plan::Materialize(m) => self.run_materialize(m, params, binary).await,
+            Plan::InsertSelect(i) => self.run_insert_select(i, params).await,
             Plan::VExplain(inner) => {
                 let text = inner.explain();
                 let rows = vec![vec![Some(text.into_bytes())]];
@@ -1106,6 +1107,61 @@ impl Session {
             return Ok(());
         };
         self.write_rows(&answer.columns, &answer.rows, binary).await
+    }
+
+    /// INSERT ... SELECT into a sharded table: the SELECT's rows through the
+    /// planner, then one INSERT of them planned as any INSERT.
+    async fn run_insert_select(
+        &mut self,
+        p: &plan::materialize::InsertSelectPlan,
+        params: &[OwnedValue],
+    ) -> Result<(), End> {
+        let (Ok(select), Ok(insert)) = (
+            plan::interpolate(&p.select, params),
+            plan::interpolate(&p.insert, params),
+        ) else {
+            return self
+                .send_gate_error(1210, "HY000", "a parameter was not bound")
+                .await;
+        };
+        let Ok(rows) = Box::pin(self.query_rows(&select)).await else {
+            return Ok(());
+        };
+        if rows.rows.is_empty() {
+            return self.send_ok_counts(0, 0).await;
+        }
+        let mut budget = plan::materialize::Budget::new(self.shared.max_memory_rows);
+        let values = match plan::materialize::rows_as_values(&rows, &mut budget) {
+            Ok(v) => v,
+            Err(e) => return self.send_plan_error(e).await,
+        };
+        drop(rows);
+        let Ok(sql) = plan::materialize::fill(&insert, &[values]) else {
+            return self
+                .send_gate_error(1105, "HY000", "internal: gathered rows without their place")
+                .await;
+        };
+        // Planned for this one statement, not cached: its text holds the rows.
+        let planned = {
+            let table = self.shared.routing.load();
+            let ctx = plan::PlanContext {
+                routing: &table,
+                keyspace: self.target.as_ref().map(|t| t.keyspace.as_str()),
+                schema: Some(&self.shared.schema),
+            };
+            plan::plan(&ctx, &sql)
+        };
+        match planned {
+            Ok(Plan::Insert(insert)) => self.run_insert(&insert, &[]).await,
+            Ok(other) => {
+                let message = format!(
+                    "internal: the rows of INSERT ... SELECT planned as {}",
+                    other.explain()
+                );
+                self.send_gate_error(1105, "HY000", &message).await
+            }
+            Err(e) => self.send_plan_error(e).await,
+        }
     }
 
     /// The answer of a plan over gathered rows. Err when the client was
