@@ -4,7 +4,9 @@
 # 1. sysbench oltp_point_select (id = ?, 16 threads) through the gate on a
 #    keyspace of 2 shards (`hash` vindex on id) against the same through the
 #    gate on an unsharded keyspace: prepared statements and text protocol.
-#    Runs alternate u, s2, s2, u so drift hits both sides alike.
+#    Runs alternate u, s2, s2, u so drift hits both sides alike. Then the
+#    same with the gate bypassed (sysbench straight to the mariadbds), for
+#    what two servers instead of one cost on this machine by themselves.
 # 2. A scatter aggregate over a keyspace of 4 shards through the gate against
 #    the same query run directly on the mariadbd of the shard holding the most
 #    rows: rounds of REPS queries on one connection each, the two sides in
@@ -154,6 +156,34 @@ for mode in prepared text; do
     echo "point select $mode: unsharded $u1, $u2; 2 shards $s1, $s2 (qps)" >&2
 done
 
+# --- 1b. the same point selects with the gate bypassed: sysbench straight to
+# u's mariadbd, and to the two s2 shards' mariadbds at once (half the threads
+# each; each shard holds half the ids, so about half of its lookups find no
+# row). What the two-server layout costs on this machine without any gate.
+direct_app() { echo --mysql-host=127.0.0.1 --mysql-port="$1" --mysql-user=tessera_app --mysql-password=tessera_app_pw; }
+direct_point() {
+    local port=$1 db=$2 n=$3; shift 3
+    # shellcheck disable=SC2046
+    sysbench oltp_point_select $(direct_app "$port") --mysql-db="$db" --tables=1 \
+        --table-size="$point_rows" --threads="$n" --time="$secs" --report-interval=0 "$@" run |
+        awk '/queries:/ {gsub(/\(/,"",$3); print $3}'
+}
+direct_s2() {
+    local a b
+    direct_point $((mysqld_base + 101)) s2 $((threads / 2)) "$@" >"$work/d101" &
+    direct_point $((mysqld_base + 102)) s2 $((threads / 2)) "$@" >"$work/d102"
+    wait
+    a=$(cat "$work/d101"); b=$(cat "$work/d102")
+    awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a + b }'
+}
+for mode in prepared text; do
+    extra=(); [ "$mode" = text ] && extra=(--db-ps-mode=disable)
+    u1=$(direct_point $((mysqld_base + 100)) u "$threads" "${extra[@]}"); s1=$(direct_s2 "${extra[@]}")
+    s2=$(direct_s2 "${extra[@]}"); u2=$(direct_point $((mysqld_base + 100)) u "$threads" "${extra[@]}")
+    qps[$mode u direct]=$(mean "$u1" "$u2"); qps[$mode s2 direct]=$(mean "$s1" "$s2")
+    echo "point select $mode, no gate: unsharded $u1, $u2; 2 shards $s1, $s2 (qps)" >&2
+done
+
 # --- 2. scatter aggregate over s4 against the largest shard directly
 largest=""; largest_rows=0
 shard_rows=()
@@ -212,6 +242,17 @@ printf -v scatter_line '| `%s` | %s | %.1f | %s (%s rows, of %s) | %.1f | %.2f (
     echo "|---|---|---|---|"
     for mode in prepared text; do
         echo "| $mode | ${qps[$mode u]} | ${qps[$mode s2]} | $(ratio "${qps[$mode s2]}" "${qps[$mode u]}") |"
+    done
+    echo
+    echo "The same without the gate (sysbench straight to the mariadbds; on 2 shards half"
+    echo "the threads to each) — what the layout itself costs here:"
+    echo
+    echo "| point select, no gate | unsharded (qps) | 2 shards (qps) | 2 shards / unsharded | gate's ratio / this ratio |"
+    echo "|---|---|---|---|---|"
+    for mode in prepared text; do
+        direct_ratio=$(ratio "${qps[$mode s2 direct]}" "${qps[$mode u direct]}")
+        gate_ratio=$(ratio "${qps[$mode s2]}" "${qps[$mode u]}")
+        echo "| $mode | ${qps[$mode u direct]} | ${qps[$mode s2 direct]} | $direct_ratio | $(ratio "$gate_ratio" "$direct_ratio") |"
     done
     echo
     echo "Scatter aggregate: $rounds rounds of $reps queries on one connection, gate and"
