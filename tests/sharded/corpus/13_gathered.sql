@@ -118,3 +118,8 @@ WITH RECURSIVE up(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM up WHERE i < 5) SE
 
 -- a derived table whose own query is answered over gathered rows
 SELECT COUNT(*), SUM(d.s) FROM (SELECT IFNULL(SUM(score), 0) AS s, COUNT(*) DIV 2 AS half FROM customer GROUP BY city) AS d WHERE d.half >= 0
+
+-- a derived table over a join the gate runs itself: its tables gathered
+SELECT COUNT(*), SUM(j.n) FROM (SELECT c.id, e.n FROM customer c JOIN event e ON c.score = e.n) AS j
+
+SELECT j.kind, COUNT(*) FROM (SELECT e.kind FROM customer c LEFT JOIN event e ON c.score = e.n WHERE c.id < 50) AS j WHERE j.kind = 'view' GROUP BY j.kind

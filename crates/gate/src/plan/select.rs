@@ -827,17 +827,27 @@ fn gather_rows_of_tables(
                 table.refname,
             ))
         }
+        // Gathered whole when the gate can gather its rows as one query; else
+        // (a join the gate runs itself) its own tables are gathered below.
         TableFactor::Derived {
             subquery,
             alias: Some(a),
             ..
-        } if reads_sharded(ctx, subquery) => Some((
-            super::materialize::Gathered {
-                sql: subquery.to_string(),
-                table_rows: false,
-            },
-            a.name.value.clone(),
-        )),
+        } if reads_sharded(ctx, subquery)
+            && matches!(
+                plan_query(ctx, &subquery.to_string(), (**subquery).clone()),
+                Ok(Plan::Route(_) | Plan::Materialize(_))
+            ) =>
+        {
+            Some((
+                super::materialize::Gathered {
+                    sql: subquery.to_string(),
+                    table_rows: false,
+                },
+                a.name.value.clone(),
+            ))
+        }
+        TableFactor::Derived { alias: Some(_), .. } => None,
         // MariaDB requires a derived table to be named: it refuses this.
         TableFactor::Derived { subquery, .. } if reads_sharded(ctx, subquery) => {
             failed = true;
@@ -1067,7 +1077,15 @@ fn plan_derived(
                 .map(|m| Some(Plan::Materialize(Box::new(m))))
                 .map_or_else(|| refuse("in this position"), Ok);
         }
-        _ => return refuse("whose query is not one route (a join or subqueries the gate runs)"),
+        // A join the gate runs itself: its tables' rows are gathered.
+        _ => {
+            return gather_rows_of_tables(ctx, sql, keyspace, query)
+                .map(|m| Some(Plan::Materialize(Box::new(m))))
+                .map_or_else(
+                    || refuse("whose query is not one route (a join or subqueries the gate runs)"),
+                    Ok,
+                );
+        }
     };
     let single = match &inner_route.routing {
         Routing::Vindex { vindex, values } => values.len() == 1 && vindex.is_unique(),
