@@ -123,3 +123,9 @@ SELECT COUNT(*), SUM(d.s) FROM (SELECT IFNULL(SUM(score), 0) AS s, COUNT(*) DIV 
 SELECT COUNT(*), SUM(j.n) FROM (SELECT c.id, e.n FROM customer c JOIN event e ON c.score = e.n) AS j
 
 SELECT j.kind, COUNT(*) FROM (SELECT e.kind FROM customer c LEFT JOIN event e ON c.score = e.n WHERE c.id < 50) AS j WHERE j.kind = 'view' GROUP BY j.kind
+
+-- a UNION branch that is a join the gate runs itself
+SELECT c.id FROM customer c JOIN event e ON c.score = e.n WHERE e.kind = 'buy' UNION SELECT id FROM customer WHERE score > 100
+
+-- ordered
+SELECT c.name, e.kind FROM customer c JOIN event e ON c.score = e.n WHERE c.id < 30 UNION ALL SELECT sku, title FROM product ORDER BY 1, 2

@@ -108,7 +108,7 @@ pub(super) fn plan_query(ctx: &PlanContext<'_>, sql: &str, query: Query) -> Plan
     }
     match query.body.as_ref() {
         SetExpr::Select(select) => plan_select(ctx, sql, &query, select, &ks_name),
-        SetExpr::SetOperation { .. } => match plan_union(sql, &query, &ks_name, &tables) {
+        SetExpr::SetOperation { .. } => match plan_union(ctx, sql, &query, &ks_name, &tables) {
             // What the merge cannot do runs over each branch's rows.
             Err(e) if e.code == 1235 && query.locks.is_empty() => {
                 super::materialize::over_union(&ks_name, &query)
@@ -828,7 +828,7 @@ fn gather_rows_of_tables(
             ))
         }
         // Gathered whole when the gate can gather its rows as one query; else
-        // (a join the gate runs itself) its own tables are gathered below.
+        // its own tables are gathered below.
         TableFactor::Derived {
             subquery,
             alias: Some(a),
@@ -836,7 +836,7 @@ fn gather_rows_of_tables(
         } if reads_sharded(ctx, subquery)
             && matches!(
                 plan_query(ctx, &subquery.to_string(), (**subquery).clone()),
-                Ok(Plan::Route(_) | Plan::Materialize(_))
+                Ok(Plan::Route(_) | Plan::Materialize(_) | Plan::Join(_))
             ) =>
         {
             Some((
@@ -1071,13 +1071,14 @@ fn plan_derived(
     };
     let inner_route = match plan_query(ctx, &inner.to_string(), (*inner).clone())? {
         Plan::Route(route) => route,
-        // Its own query runs over gathered rows: so does the outer one.
-        Plan::Materialize(_) => {
+        // Its own query runs over gathered rows, or is a join the gate runs
+        // itself: the outer one runs over its rows.
+        Plan::Materialize(_) | Plan::Join(_) => {
             return gathered()
                 .map(|m| Some(Plan::Materialize(Box::new(m))))
                 .map_or_else(|| refuse("in this position"), Ok);
         }
-        // A join the gate runs itself: its tables' rows are gathered.
+        // Subqueries the gate runs first: its tables' rows are gathered.
         _ => {
             return gather_rows_of_tables(ctx, sql, keyspace, query)
                 .map(|m| Some(Plan::Materialize(Box::new(m))))
@@ -2144,6 +2145,7 @@ impl Builder<'_> {
 }
 
 fn plan_union(
+    ctx: &PlanContext<'_>,
     sql: &str,
     query: &Query,
     keyspace: &Arc<str>,
@@ -2158,6 +2160,7 @@ fn plan_union(
     let mut distinct = None;
     let mut first_select: Option<&Select> = None;
     fn walk<'q>(
+        ctx: &PlanContext<'_>,
         e: &'q SetExpr,
         distinct: &mut Option<bool>,
         first: &mut Option<&'q Select>,
@@ -2166,6 +2169,25 @@ fn plan_union(
             SetExpr::Select(s) => {
                 if first.is_none() {
                     *first = Some(s);
+                }
+                // Each shard runs every branch over its own rows: a branch
+                // joining sharded tables not on their vindex would miss the
+                // rows joined across shards.
+                let (from, join_conditions) = from_tables(ctx, s)?;
+                let sharded: Vec<&ResolvedTable> = from
+                    .iter()
+                    .map(|f| &f.table)
+                    .filter(|t| t.kind() == TableKindRef::Sharded)
+                    .collect();
+                let mut conditions: Vec<&Expr> =
+                    join_conditions.iter().flat_map(conjuncts).collect();
+                if let Some(w) = &s.selection {
+                    conditions.extend(conjuncts(w));
+                }
+                if check_colocated(&sharded, &conditions).is_err() {
+                    return Err(PlanError::unsupported(
+                        "a join not on the vindex inside a UNION on several shards",
+                    ));
                 }
                 if s.having.is_some()
                     || !matches!(&s.group_by, GroupByExpr::Expressions(l, _) if l.is_empty())
@@ -2203,8 +2225,8 @@ fn plan_union(
                     ));
                 }
                 *distinct = Some(d);
-                walk(left, distinct, first)?;
-                walk(right, distinct, first)
+                walk(ctx, left, distinct, first)?;
+                walk(ctx, right, distinct, first)
             }
             SetExpr::Query(_) => Err(PlanError::unsupported(
                 "a parenthesized query with its own ORDER BY or LIMIT inside a UNION on several shards",
@@ -2212,7 +2234,7 @@ fn plan_union(
             other => Err(PlanError::unsupported(format!("{other} inside a UNION"))),
         }
     }
-    walk(&query.body, &mut distinct, &mut first_select)?;
+    walk(ctx, &query.body, &mut distinct, &mut first_select)?;
     let distinct = distinct.unwrap_or(true);
     let first = first_select.ok_or_else(|| PlanError::unsupported("an empty UNION"))?;
     let (offset, limit) = limit_values(query)?;

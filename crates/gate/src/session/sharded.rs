@@ -633,6 +633,7 @@ impl Session {
         let route = match &*plan {
             Plan::Route(route) => route,
             Plan::Materialize(m) => return Box::pin(self.materialize_rows(m, &[], false)).await,
+            Plan::Join(join) => return Box::pin(self.join_rows(join, &[], false)).await,
             _ => {
                 let _ = self
                     .send_gate_error(
@@ -687,6 +688,33 @@ impl Session {
         params: &[OwnedValue],
         binary: bool,
     ) -> Result<(), End> {
+        let Ok(result) = self.join_rows(join, params, binary).await else {
+            return Ok(());
+        };
+        self.write_rows(&result.columns, &result.rows, binary).await
+    }
+
+    /// Sends an error of the gate's own; Err(()) for the caller to return
+    /// (the client was told).
+    async fn told_error<T>(&mut self, code: u16, state: &str, message: &str) -> Result<T, ()> {
+        let _ = self.send_gate_error(code, state, message).await;
+        Err(())
+    }
+
+    /// [`Self::told_error`] for a planning error.
+    async fn told_plan_error<T>(&mut self, e: PlanError) -> Result<T, ()> {
+        let _ = self.send_plan_error(e).await;
+        Err(())
+    }
+
+    /// The rows of a join the gate does itself. Err when the client was
+    /// told why not.
+    async fn join_rows(
+        &mut self,
+        join: &plan::join::JoinPlan,
+        params: &[OwnedValue],
+        prepared: bool,
+    ) -> Result<Rows, ()> {
         use plan::join::{Cell, Side};
         /// Distinct keys the gate looks up one by one before refusing.
         const MAX_LOOKUPS: usize = 10_000;
@@ -696,7 +724,7 @@ impl Session {
             plan::interpolate(&join.right_shape_sql, params),
         ) else {
             return self
-                .send_gate_error(1210, "HY000", "a parameter was not bound")
+                .told_error(1210, "HY000", "a parameter was not bound")
                 .await;
         };
         // The merged columns' definitions, from one shard, before any row is
@@ -704,12 +732,12 @@ impl Session {
         let shape_rows = match &join.merge {
             Some(m) => match self.join_merge_shape(&join.keyspace, m, params).await {
                 Ok(rows) => Some(rows),
-                Err(()) => return Ok(()),
+                Err(()) => return Err(()),
             },
             None => None,
         };
         let Ok(left) = Box::pin(self.query_rows(&left_sql)).await else {
-            return Ok(());
+            return Err(());
         };
         // An inner join's right columns are those of its query over no row;
         // a LEFT join's those of the join as written (see plan::join), and
@@ -722,18 +750,18 @@ impl Session {
                     plan::interpolate(&outer.null_row_sql, params),
                 ) else {
                     return self
-                        .send_gate_error(1210, "HY000", "a parameter was not bound")
+                        .told_error(1210, "HY000", "a parameter was not bound")
                         .await;
                 };
                 let computed = join.merge.is_some() || outer.where_right.is_some();
                 let (columns, row) = if computed {
                     let Ok(mut rows) = self.one_shard_rows(&join.keyspace, null_row_sql).await
                     else {
-                        return Ok(());
+                        return Err(());
                     };
                     let Some(row) = rows.rows.pop() else {
                         return self
-                            .send_gate_error(
+                            .told_error(
                                 1105,
                                 "HY000",
                                 "internal: the NULL row of a left join's right table is missing",
@@ -747,7 +775,7 @@ impl Session {
                 // The merge takes its columns from its own shape query.
                 let columns = if join.merge.is_none() {
                     let Ok(rows) = self.one_shard_rows(&join.keyspace, columns_sql).await else {
-                        return Ok(());
+                        return Err(());
                     };
                     rows.columns
                 } else {
@@ -758,7 +786,7 @@ impl Session {
             }
             None => {
                 let Ok(shape) = Box::pin(self.query_rows(&shape_sql)).await else {
-                    return Ok(());
+                    return Err(());
                 };
                 (shape.columns, None)
             }
@@ -791,7 +819,7 @@ impl Session {
                     let message = format!(
                         "This version of Tessera doesn't yet support 'a cross-shard join with more than {MAX_LOOKUPS} distinct join keys'"
                     );
-                    return self.send_gate_error(1235, "42000", &message).await;
+                    return self.told_error(1235, "42000", &message).await;
                 }
                 let mut sql = right_sql.clone();
                 for ((marker, i), value) in join.keys.iter().zip(&key) {
@@ -805,7 +833,7 @@ impl Session {
                     sql = sql.replace(marker, &literal);
                 }
                 let Ok(rows) = Box::pin(self.query_rows(&sql)).await else {
-                    return Ok(());
+                    return Err(());
                 };
                 // A LEFT join's right columns are the NULL row's (nullable).
                 if !rows.columns.is_empty() && null_row.is_none() {
@@ -872,12 +900,12 @@ impl Session {
                             .map_or("unknown".to_string(), |c| format!("{:?}", c.column_type)),
                         column.as_ref().map_or("?", |c| c.name.as_str())
                     );
-                    return self.send_gate_error(1235, "42000", &message).await;
+                    return self.told_error(1235, "42000", &message).await;
                 }
             }
             let spec = match m.template.resolve_with(shape_rows.columns.len(), params) {
                 Ok(spec) => spec,
-                Err(e) => return self.send_plan_error(e).await,
+                Err(e) => return self.told_plan_error(e).await,
             };
             let collations = self.join_collations(&join.keyspace, &m.sources);
             let merged = if out_rows.is_empty() {
@@ -899,14 +927,14 @@ impl Session {
                     if let Some(instead) = m.template.gather_instead.clone() =>
                 {
                     tracing::debug!("join merge refused ({why}): rows gathered instead");
-                    return Box::pin(self.run_materialize(&instead, params, binary)).await;
+                    return Box::pin(self.materialize_rows(&instead, params, prepared)).await;
                 }
                 Err(e) => {
                     let (code, state) = e.mysql_code();
-                    return self.send_gate_error(code, state, &e.to_string()).await;
+                    return self.told_error(code, state, &e.to_string()).await;
                 }
             };
-            return self.write_rows(&result.columns, &result.rows, binary).await;
+            return Ok(result);
         }
         let columns: Vec<ColumnSpec> = join
             .output
@@ -940,11 +968,11 @@ impl Session {
                 Ok(r) => r,
                 Err(e) => {
                     let (code, state) = e.mysql_code();
-                    return self.send_gate_error(code, state, &e.to_string()).await;
+                    return self.told_error(code, state, &e.to_string()).await;
                 }
             };
         }
-        self.write_rows(&result.columns, &result.rows, binary).await
+        Ok(result)
     }
 
     /// The declared collation of each (table, column) of a join's result.
