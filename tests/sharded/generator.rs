@@ -917,10 +917,34 @@ fn mixed_set_operation(rng: &mut Rng) -> Query {
     let (c1, t1) = *rng.pick(&BRANCHES[..2]);
     let (c2, t2) = *rng.pick(&BRANCHES[2..]);
     let op = *rng.pick(&["UNION", "UNION ALL", "INTERSECT", "EXCEPT"]);
+    // The first branch is sometimes a join: co-located, or one the gate runs.
+    let first = match rng.below(3) {
+        0 => {
+            let src = gate_join(rng);
+            let column = src
+                .columns()
+                .into_iter()
+                .find(|(_, c)| is_numeric(c) && !has_big_values(c))
+                .map(|(name, _)| name)
+                .expect("a small numeric column");
+            format!(
+                "SELECT {column} FROM {}{}",
+                src.from,
+                where_clause(rng, &src)
+            )
+        }
+        1 => {
+            "SELECT o.qty FROM customer c JOIN orders o ON c.id = o.customer_id WHERE c.score > 50"
+                .to_string()
+        }
+        _ => format!(
+            "SELECT {c1} FROM {}{}",
+            t1.name,
+            where_clause(rng, &single(t1))
+        ),
+    };
     let mut sql = format!(
-        "SELECT {c1} FROM {}{} {op} SELECT {c2} FROM {}{}",
-        t1.name,
-        where_clause(rng, &single(t1)),
+        "{first} {op} SELECT {c2} FROM {}{}",
         t2.name,
         where_clause(rng, &single(t2)),
     );
@@ -1042,6 +1066,7 @@ mod tests {
             " INTERSECT SELECT ",
             " EXCEPT SELECT ",
             " UNION SELECT price FROM product",
+            "JOIN event e ON c.score = e.n WHERE",
         ] {
             assert!(all.contains(needle), "no query has {needle:?}");
         }
