@@ -747,21 +747,21 @@ fn average(
     })
 }
 
-fn is_decimal(column: &ColumnSpec) -> bool {
+pub(crate) fn is_decimal(column: &ColumnSpec) -> bool {
     matches!(
         column.column_type,
         ColumnType::MYSQL_TYPE_NEWDECIMAL | ColumnType::MYSQL_TYPE_DECIMAL
     )
 }
 
-fn is_float(column: &ColumnSpec) -> bool {
+pub(crate) fn is_float(column: &ColumnSpec) -> bool {
     matches!(
         column.column_type,
         ColumnType::MYSQL_TYPE_DOUBLE | ColumnType::MYSQL_TYPE_FLOAT
     )
 }
 
-fn is_integer(column: &ColumnSpec) -> bool {
+pub(crate) fn is_integer(column: &ColumnSpec) -> bool {
     use ColumnType::*;
     matches!(
         column.column_type,
@@ -772,6 +772,11 @@ fn is_integer(column: &ColumnSpec) -> bool {
             | MYSQL_TYPE_INT24
             | MYSQL_TYPE_YEAR
     )
+}
+
+/// A column whose text values are numbers a server reads back unquoted.
+pub(crate) fn is_numeric(column: &ColumnSpec) -> bool {
+    is_integer(column) || is_decimal(column) || is_float(column)
 }
 
 /// MariaDB's precision of a numeric column from its display length.

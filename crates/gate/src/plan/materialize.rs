@@ -30,7 +30,7 @@ use sqlparser::ast::{Ident, ObjectName, Query, SetExpr, TableAlias, TableFactor}
 use tessera_wire::{ColumnSpec, ColumnType};
 
 use super::{PlanError, PlanResult};
-use crate::merge::Rows;
+use crate::merge::{Rows, is_decimal, is_integer};
 
 /// The tables of literals may not be longer than this in all (the shard's
 /// `max_allowed_packet` is 16 MB by default).
@@ -95,7 +95,7 @@ pub struct Gathered {
 }
 
 impl Gathered {
-    fn query(sql: String) -> Gathered {
+    pub(super) fn query(sql: String) -> Gathered {
         Gathered {
             sql,
             table_rows: false,
@@ -107,12 +107,6 @@ impl Gathered {
             sql,
             table_rows: true,
         }
-    }
-}
-
-impl PartialEq<&str> for Gathered {
-    fn eq(&self, other: &&str) -> bool {
-        self.sql == *other
     }
 }
 
@@ -308,31 +302,40 @@ pub struct InsertSelectPlan {
 
 /// Gathered `rows` as the VALUES of an INSERT.
 pub fn rows_as_values(rows: &Rows, budget: &mut Budget) -> PlanResult<String> {
-    budget.rows += rows.rows.len();
-    if budget.rows > budget.max_rows {
-        return Err(refuse(format!(
-            "INSERT ... SELECT of over {} rows on a sharded table (the gate's --max-memory-rows)",
-            budget.max_rows
-        )));
-    }
+    const WHAT: &str = "INSERT ... SELECT on a sharded table";
+    budget.take_rows(rows.rows.len(), WHAT)?;
     let mut out = String::with_capacity(16 + rows.rows.len() * 16);
+    push_values(&mut out, "VALUES (", rows, budget, WHAT)?;
+    budget.text += out.len();
+    Ok(out)
+}
+
+/// Each row of `rows` as a parenthesized list of literals, the first after
+/// `first`, the others after a comma; within the budget's text limit.
+fn push_values(
+    out: &mut String,
+    first: &str,
+    rows: &Rows,
+    budget: &Budget,
+    what: &str,
+) -> PlanResult<()> {
     for (i, row) in rows.rows.iter().enumerate() {
-        out.push_str(if i == 0 { "VALUES (" } else { ", (" });
+        out.push_str(if i == 0 { first } else { ", (" });
         for (j, (value, column)) in row.iter().zip(&rows.columns).enumerate() {
             if j > 0 {
                 out.push_str(", ");
             }
-            push_literal(&mut out, value.as_deref(), column);
+            push_literal(out, value.as_deref(), column);
         }
         out.push(')');
-        if out.len() > MAX_TEXT {
+        if budget.text + out.len() > MAX_TEXT {
             return Err(refuse(format!(
-                "INSERT ... SELECT of over {} MB of rows on a sharded table",
+                "{what}, over {} MB of gathered rows",
                 MAX_TEXT >> 20
             )));
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// `outer` with each rows mark replaced by its table, in one pass (a
@@ -360,17 +363,12 @@ fn refuse(what: String) -> PlanError {
 /// The gathered `rows` of `inner_sql` as a derived-table body (without the
 /// alias): a table of literals with the columns' definitions.
 pub fn rows_as_table(inner_sql: &str, rows: &Rows, budget: &mut Budget) -> PlanResult<String> {
-    budget.rows += rows.rows.len();
-    if budget.rows > budget.max_rows {
-        return Err(refuse(format!(
-            "a query whose rows the gate gathers, over {} rows (the gate's --max-memory-rows)",
-            budget.max_rows
-        )));
-    }
+    const WHAT: &str = "a query whose rows the gate gathers";
+    budget.take_rows(rows.rows.len(), WHAT)?;
     for c in &rows.columns {
         if let Some(why) = unsupported_column(c) {
             return Err(refuse(format!(
-                "a query whose rows the gate gathers, with column '{}' of type {why}",
+                "{WHAT}, with column '{}' of type {why}",
                 c.name
             )));
         }
@@ -379,22 +377,7 @@ pub fn rows_as_table(inner_sql: &str, rows: &Rows, budget: &mut Budget) -> PlanR
     out.push_str("((SELECT * FROM (");
     out.push_str(inner_sql);
     out.push_str(") AS `_tessera_shape` LIMIT 0)");
-    for (i, row) in rows.rows.iter().enumerate() {
-        out.push_str(if i == 0 { " UNION ALL VALUES (" } else { ", (" });
-        for (j, (value, column)) in row.iter().zip(&rows.columns).enumerate() {
-            if j > 0 {
-                out.push_str(", ");
-            }
-            push_literal(&mut out, value.as_deref(), column);
-        }
-        out.push(')');
-        if budget.text + out.len() > MAX_TEXT {
-            return Err(refuse(format!(
-                "a query whose rows the gate gathers, over {} MB of them",
-                MAX_TEXT >> 20
-            )));
-        }
-    }
+    push_values(&mut out, " UNION ALL VALUES (", rows, budget, WHAT)?;
     out.push(')');
     budget.text += out.len();
     Ok(out)
@@ -420,6 +403,18 @@ impl Budget {
     /// Rows that may still be gathered.
     pub fn rows_left(&self) -> usize {
         self.max_rows.saturating_sub(self.rows)
+    }
+
+    /// Counts `n` more gathered rows, refusing past the limit.
+    fn take_rows(&mut self, n: usize, what: &str) -> PlanResult<()> {
+        self.rows += n;
+        if self.rows > self.max_rows {
+            return Err(refuse(format!(
+                "{what}, over {} rows (the gate's --max-memory-rows)",
+                self.max_rows
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -451,17 +446,9 @@ fn push_literal(out: &mut String, value: Option<&[u8]>, column: &ColumnSpec) {
     };
     let text = std::str::from_utf8(value).ok();
     match (column.column_type, text) {
-        (
-            MYSQL_TYPE_TINY
-            | MYSQL_TYPE_SHORT
-            | MYSQL_TYPE_LONG
-            | MYSQL_TYPE_LONGLONG
-            | MYSQL_TYPE_INT24
-            | MYSQL_TYPE_YEAR
-            | MYSQL_TYPE_DECIMAL
-            | MYSQL_TYPE_NEWDECIMAL,
-            Some(t),
-        ) if is_number(t) => out.push_str(t),
+        (_, Some(t)) if (is_integer(column) || is_decimal(column)) && is_number(t) => {
+            out.push_str(t)
+        }
         // A plain decimal literal would make the column DOUBLE or DECIMAL.
         (MYSQL_TYPE_FLOAT, Some(t)) if is_number(t) => {
             out.push_str("CAST(");

@@ -288,6 +288,24 @@ fn push_factor(
     }
 }
 
+/// The sharded tables among a FROM clause's.
+fn sharded_tables(from: &[FromTable]) -> Vec<&ResolvedTable> {
+    from.iter()
+        .map(|f| &f.table)
+        .filter(|t| t.kind() == TableKindRef::Sharded)
+        .collect()
+}
+
+/// The AND-ed parts of a SELECT's join conditions and WHERE, which decide
+/// whether its tables are joined on their vindex.
+fn join_and_where<'a>(join_conditions: &'a [Expr], select: &'a Select) -> Vec<&'a Expr> {
+    let mut conditions: Vec<&Expr> = join_conditions.iter().flat_map(conjuncts).collect();
+    if let Some(w) = &select.selection {
+        conditions.extend(conjuncts(w));
+    }
+    conditions
+}
+
 /// Splits a condition into its AND-ed parts.
 pub(super) fn conjuncts(expr: &Expr) -> Vec<&Expr> {
     match expr {
@@ -533,11 +551,7 @@ pub(super) fn subquery_stays_on_shard(
     {
         return false;
     }
-    let inner: Vec<&ResolvedTable> = from
-        .iter()
-        .map(|f| &f.table)
-        .filter(|t| t.kind() == TableKindRef::Sharded)
-        .collect();
+    let inner = sharded_tables(&from);
     if inner.is_empty() {
         return subqueries_of(select)
             .iter()
@@ -548,11 +562,7 @@ pub(super) fn subquery_stays_on_shard(
     }
     let mut all: Vec<&ResolvedTable> = outer.to_vec();
     all.extend(inner);
-    let mut conditions: Vec<&Expr> = join_conditions.iter().flat_map(conjuncts).collect();
-    if let Some(w) = &select.selection {
-        conditions.extend(conjuncts(w));
-    }
-    check_colocated(&all, &conditions).is_ok()
+    check_colocated(&all, &join_and_where(&join_conditions, select)).is_ok()
         && subqueries_of(select)
             .iter()
             .all(|q| subquery_stays_on_shard(ctx, outer, q))
@@ -584,15 +594,8 @@ fn plan_select(
     }
     let (from, join_conditions) = from_tables(ctx, select)?;
     let tables: Vec<&ResolvedTable> = from.iter().map(|f| &f.table).collect();
-    let sharded: Vec<&ResolvedTable> = tables
-        .iter()
-        .copied()
-        .filter(|t| t.kind() == TableKindRef::Sharded)
-        .collect();
-    let mut conditions: Vec<&Expr> = join_conditions.iter().flat_map(conjuncts).collect();
-    if let Some(w) = &select.selection {
-        conditions.extend(conjuncts(w));
-    }
+    let sharded = sharded_tables(&from);
+    let conditions = join_and_where(&join_conditions, select);
     if let Err(not_colocated) = check_colocated(&sharded, &conditions) {
         // Two tables the shards cannot join: the gate joins them (inner or
         // LEFT/RIGHT joins; the join planner refuses other outer shapes).
@@ -840,10 +843,7 @@ fn gather_rows_of_tables(
             ) =>
         {
             Some((
-                super::materialize::Gathered {
-                    sql: subquery.to_string(),
-                    table_rows: false,
-                },
+                super::materialize::Gathered::query(subquery.to_string()),
                 a.name.value.clone(),
             ))
         }
@@ -2174,17 +2174,8 @@ fn plan_union(
                 // joining sharded tables not on their vindex would miss the
                 // rows joined across shards.
                 let (from, join_conditions) = from_tables(ctx, s)?;
-                let sharded: Vec<&ResolvedTable> = from
-                    .iter()
-                    .map(|f| &f.table)
-                    .filter(|t| t.kind() == TableKindRef::Sharded)
-                    .collect();
-                let mut conditions: Vec<&Expr> =
-                    join_conditions.iter().flat_map(conjuncts).collect();
-                if let Some(w) = &s.selection {
-                    conditions.extend(conjuncts(w));
-                }
-                if check_colocated(&sharded, &conditions).is_err() {
+                let conditions = join_and_where(&join_conditions, s);
+                if check_colocated(&sharded_tables(&from), &conditions).is_err() {
                     return Err(PlanError::unsupported(
                         "a join not on the vindex inside a UNION on several shards",
                     ));
@@ -2514,8 +2505,9 @@ mod tests {
         ) else {
             panic!("not gathered");
         };
+        let gathered: Vec<&str> = m.gathered.iter().map(|g| g.sql.as_str()).collect();
         assert_eq!(
-            m.gathered,
+            gathered,
             ["SELECT id FROM customer", "SELECT * FROM orders o"]
         );
     }

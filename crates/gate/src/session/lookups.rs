@@ -17,8 +17,8 @@ use std::sync::Arc;
 use tessera_topo::TabletType;
 use tessera_wire::{BackendError, QueryResult};
 
-use super::sharded::is_numeric_column;
 use super::{End, Session};
+use crate::merge::is_numeric;
 use crate::plan::lookup::{LookupTable, cell_value, locate, lookup_of};
 use crate::plan::vschema::KeyspaceVSchema;
 use crate::plan::{
@@ -541,7 +541,7 @@ impl Session {
             let table = locate(&routing, &owner.name, lp).map_err(plan_failure)?;
             let mut inserts: Vec<(KeyspaceId, Vec<OwnedValue>)> = Vec::new();
             for result in found {
-                let numeric: Vec<bool> = result.specs.iter().map(is_numeric_column).collect();
+                let numeric: Vec<bool> = result.specs.iter().map(is_numeric).collect();
                 let cell = |row: &Vec<Option<Vec<u8>>>, i: usize| {
                     cell_value(
                         row.get(i).and_then(|c| c.as_deref()),

@@ -825,7 +825,7 @@ impl Session {
                 for ((marker, i), value) in join.keys.iter().zip(&key) {
                     let value = value.as_deref().unwrap_or_default();
                     let literal = match left.columns.get(*i) {
-                        Some(c) if is_numeric_column(c) => {
+                        Some(c) if merge::is_numeric(c) => {
                             String::from_utf8_lossy(value).into_owned()
                         }
                         _ => plan::text::quote_bytes(value),
@@ -889,7 +889,7 @@ impl Session {
             for side in summed {
                 let column = side_column(side);
                 let addable = column.as_ref().is_some_and(|c| {
-                    is_numeric_column(c)
+                    merge::is_numeric(c)
                         && c.column_type != tessera_wire::ColumnType::MYSQL_TYPE_FLOAT
                 });
                 if !addable {
@@ -1087,7 +1087,7 @@ impl Session {
                 );
                 return self.send_gate_error(1235, "42000", &message).await;
             }
-            let numeric = rows.columns.first().is_some_and(is_numeric_column);
+            let numeric = rows.columns.first().is_some_and(merge::is_numeric);
             let values: Vec<String> = rows
                 .rows
                 .iter()
@@ -1201,19 +1201,17 @@ impl Session {
         prepared: bool,
     ) -> Result<Rows, ()> {
         let Ok(outer) = plan::interpolate(&m.outer, params) else {
-            let _ = self
-                .send_gate_error(1210, "HY000", "a parameter was not bound")
+            return self
+                .told_error(1210, "HY000", "a parameter was not bound")
                 .await;
-            return Err(());
         };
         let mut budget = plan::materialize::Budget::new(self.shared.max_memory_rows);
         let mut tables = Vec::with_capacity(m.gathered.len());
         for gathered in &m.gathered {
             let Ok(mut sql) = plan::interpolate(&gathered.sql, params) else {
-                let _ = self
-                    .send_gate_error(1210, "HY000", "a parameter was not bound")
+                return self
+                    .told_error(1210, "HY000", "a parameter was not bound")
                     .await;
-                return Err(());
             };
             if gathered.table_rows {
                 // One row past the limit is enough to refuse: no shard
@@ -1223,17 +1221,13 @@ impl Session {
             let rows = Box::pin(self.query_rows(&sql)).await?;
             match plan::materialize::rows_as_table(&sql, &rows, &mut budget) {
                 Ok(t) => tables.push(t),
-                Err(e) => {
-                    let _ = self.send_plan_error(e).await;
-                    return Err(());
-                }
+                Err(e) => return self.told_plan_error(e).await,
             }
         }
         let Ok(sql) = plan::materialize::fill(&outer, &tables) else {
-            let _ = self
-                .send_gate_error(1105, "HY000", "internal: gathered rows without their place")
+            return self
+                .told_error(1105, "HY000", "internal: gathered rows without their place")
                 .await;
-            return Err(());
         };
         drop(tables);
         let mut answer = self.one_shard_rows(&m.keyspace, sql).await?;
@@ -2170,24 +2164,6 @@ fn charset_of_collation(id: u8) -> Option<&'static str> {
         63 => Some("binary"),
         _ => None,
     }
-}
-
-/// A column whose text values are numbers a server reads back unquoted.
-pub(super) fn is_numeric_column(c: &ColumnSpec) -> bool {
-    use tessera_wire::ColumnType::*;
-    matches!(
-        c.column_type,
-        MYSQL_TYPE_TINY
-            | MYSQL_TYPE_SHORT
-            | MYSQL_TYPE_LONG
-            | MYSQL_TYPE_LONGLONG
-            | MYSQL_TYPE_INT24
-            | MYSQL_TYPE_YEAR
-            | MYSQL_TYPE_DECIMAL
-            | MYSQL_TYPE_NEWDECIMAL
-            | MYSQL_TYPE_FLOAT
-            | MYSQL_TYPE_DOUBLE
-    )
 }
 
 /// One binary-protocol parameter value (MySQL's COM_STMT_EXECUTE encoding).
