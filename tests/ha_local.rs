@@ -28,6 +28,18 @@ struct WriterLog {
     max_gap: Duration,
 }
 
+impl WriterLog {
+    /// Fails the test when any write failed, naming `during` and the first.
+    fn assert_no_errors(&self, during: &str) {
+        assert!(
+            self.errors.is_empty(),
+            "{} client errors {during}, first: {:?}",
+            self.errors.len(),
+            self.errors.iter().take(5).collect::<Vec<_>>()
+        );
+    }
+}
+
 async fn writer(
     port: u16,
     db: &'static str,
@@ -305,12 +317,7 @@ async fn reparents_and_primary_crash_under_write_load() {
         "write pause {:?} during planned reparents",
         log.max_gap
     );
-    assert!(
-        log.errors.is_empty(),
-        "{} client errors during planned reparents, first: {:?}",
-        log.errors.len(),
-        log.errors.iter().take(5).collect::<Vec<_>>()
-    );
+    log.assert_no_errors("during planned reparents");
     assert!(log.acked.len() > 100, "the writer kept writing");
     check_all_acked_present(c, "commerce", &log).await;
     // Every old primary replicates from the last primary now.
@@ -381,12 +388,7 @@ async fn reparents_and_primary_crash_under_write_load() {
     // The write in flight when mysqld died was settled from its marker on
     // the restarted primary (OK if it committed, run again if not): a
     // replay of a committed insert would show as a duplicate-key error.
-    assert!(
-        log.errors.is_empty(),
-        "{} writes failed, first: {:?}",
-        log.errors.len(),
-        log.errors.iter().take(5).collect::<Vec<_>>()
-    );
+    log.assert_no_errors("across the crash");
     assert!(
         log.max_gap < Duration::from_secs(10),
         "writes resumed within the buffer window"
@@ -521,12 +523,7 @@ async fn sharded_primary_crash_under_write_load() {
         log.errors.iter().take(5).collect::<Vec<_>>()
     );
     check_all_acked_present(c, "customer", &log).await;
-    assert!(
-        log.errors.is_empty(),
-        "{} writes failed, first: {:?}",
-        log.errors.len(),
-        log.errors.iter().take(5).collect::<Vec<_>>()
-    );
+    log.assert_no_errors("across the crash");
     assert!(
         log.acked.len() > 100,
         "the writer kept writing: {}",
